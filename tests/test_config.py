@@ -1,0 +1,71 @@
+import dataclasses
+from typing import Literal
+
+import pytest
+import yaml
+
+from umnist import config
+from umnist.config import build, load_profile, opt, resolve, resolve_all
+from umnist.errors import UmnistError
+
+
+@dataclasses.dataclass
+class ToyConfig:
+    count: int = opt(3, "how many")
+    ratio: float = opt(0.5, "a share")
+    mode: Literal["a", "b"] = opt("a", "which")
+    sizes: tuple[int, ...] = opt((1, 2), "bounds")
+    name: str | None = opt(None, "optional")
+
+    def check(self):
+        return [f"count={self.count} must be >= 0"] if self.count < 0 else []
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"cuont": 1}, "unknown key.*cuont"),
+    ({"count": "3"}, "count='3' is not int"),
+    ({"count": 1.5}, "count=1.5 is not int"),
+    ({"count": True}, "count=True is not int"),
+    ({"mode": "c"}, "mode='c' is not one of 'a', 'b'"),
+    ({"sizes": [1, "x"]}, "sizes="),
+    ({"count": -1}, "count=-1 must be >= 0"),
+])
+def test_build_rejects(values, message):
+    with pytest.raises(UmnistError, match=message):
+        build(ToyConfig, values, "here")
+
+
+def test_build_accepts_and_converts():
+    cfg = build(ToyConfig, {"ratio": 1, "sizes": [4, 5], "name": "x"}, "here")
+    assert cfg.ratio == 1 and cfg.sizes == (4, 5) and cfg.name == "x" and cfg.count == 3
+
+
+def test_profiles_resolve():
+    for name in config.profile_names():
+        resolved = resolve_all(name)
+        assert set(resolved) == set(config.SECTIONS)
+
+
+def test_unknown_profile_and_section(tmp_path):
+    with pytest.raises(UmnistError, match="unknown profile 'nope'"):
+        load_profile("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sinth: {}\n")
+    with pytest.raises(UmnistError, match="unknown section.*sinth"):
+        resolve_all(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(UmnistError, match="must be a mapping"):
+        load_profile(bad)
+    bad.write_text("a: [\n")
+    with pytest.raises(UmnistError, match="not valid YAML"):
+        load_profile(bad)
+
+
+def test_saved_config_is_a_profile(tmp_path, monkeypatch):
+    monkeypatch.setitem(config.SECTIONS, "toy", f"{__name__}:ToyConfig")
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"toy": {"count": 7}}))
+    cfg = resolve(ToyConfig, "toy", profile, ratio=0.25)
+    config.save(cfg, "toy", tmp_path / "out", profile)
+    again = resolve(ToyConfig, "toy", tmp_path / "out" / "config.yaml")
+    assert again == cfg == ToyConfig(count=7, ratio=0.25)
