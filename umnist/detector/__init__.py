@@ -1,0 +1,15 @@
+"""The detector stage: train YOLOv5 on synthetic scenes, detect digits in full-size images.
+
+    from umnist import detector
+    detector.train("data", "runs/detector", profile="tiny")
+    found = detector.Detector("runs/detector/weights/best.pt", img_size=2560).detect(images)
+
+Output layout: docs/formats.md ("train-detector").
+"""
+
+from umnist.detector.checkpoint import read_checkpoint
+from umnist.detector.config import DetectorConfig
+from umnist.detector.detect import Detections, Detector, detect
+from umnist.detector.train import train
+
+__all__ = ["DetectorConfig", "Detections", "Detector", "detect", "read_checkpoint", "train"]

@@ -1,0 +1,57 @@
+"""Reading YOLOv5 checkpoints: one clear error for anything that is not a usable 10-class YOLOv5 checkpoint.
+
+A YOLOv5 checkpoint (ours or the ultralytics/yolov5 repo's, e.g. the winning solution's published best.pt)
+is a pickled dict holding the whole model object under 'model' (and 'ema' while training), so it needs
+torch's full unpickler. That runs code from the file, so it is used only on paths the user named or our own
+runs wrote, through `yolo_compat.trusted_checkpoints`.
+"""
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+from umnist import yolo_compat
+from umnist.errors import UmnistError
+
+NUM_CLASSES = 10
+
+
+def read_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASSES) -> dict:
+    """Load and check a YOLOv5 checkpoint file; `num_classes=None` accepts any class count (fine-tuning)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UmnistError(f"{path}: weights file not found")
+    yolo_compat.prepare()
+    try:
+        with yolo_compat.trusted_checkpoints(path):
+            ckpt = torch.load(path, map_location="cpu")
+    except ModuleNotFoundError as exc:
+        raise UmnistError(f"{path}: not a YOLOv5 checkpoint (it pickles module '{exc.name}', "
+                          "which is not installed)") from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, AttributeError,
+            IndexError, KeyError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UmnistError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt? ({reason[:120]})") \
+            from None
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "yaml") or not hasattr(model, "stride"):
+        what = f"a dict with keys {sorted(map(str, ckpt))[:6]}" if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UmnistError(f"{path}: not a YOLOv5 checkpoint (no YOLOv5 model inside; found {what})")
+    nc = int(getattr(model, "nc", model.yaml.get("nc", -1)))
+    if num_classes is not None and nc != num_classes:
+        raise UmnistError(f"{path}: a YOLOv5 model with {nc} classes; umnist detects {num_classes} (digits 0-9)")
+    return ckpt
+
+
+def checkpoint_model(ckpt: dict):
+    """The model to run from a checkpoint: the EMA weights when present, in float32, eval mode, BN fused."""
+    import torch
+
+    model = (ckpt.get("ema") or ckpt["model"]).float()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Upsample) and not hasattr(module, "recompute_scale_factor"):
+            module.recompute_scale_factor = None  # checkpoints pickled before torch 1.11
+    return model.fuse().eval()

@@ -1,0 +1,112 @@
+"""Digit boxes in full-size images with a trained YOLOv5 checkpoint (the infer stage's first step).
+
+    detector = Detector("runs/detector/weights/best.pt", img_size=2560)   # loads the model once
+    for found in detector.detect(["a.jpeg", gray_array, rgb_array], batch_size=4):
+        found.boxes, found.conf, found.cls      # pixels of the ORIGINAL image
+
+Each image is letterboxed to img_size x img_size as yolov5 does (aspect kept, grey padding), so images of any
+size and shape share a batch; boxes are mapped back to the original pixels. NMS is class-agnostic: digits never
+overlap, so two overlapping boxes are one digit whatever classes they were given.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from umnist.detector.checkpoint import checkpoint_model, read_checkpoint
+from umnist.errors import UmnistError
+
+Image = np.ndarray | str | os.PathLike
+
+
+@dataclass
+class Detections:
+    """The boxes found in one image, best first."""
+
+    boxes: np.ndarray  # (N, 4) float32: x1, y1, x2, y2 in pixels of the original image
+    conf: np.ndarray  # (N,) float32 detection confidence
+    cls: np.ndarray  # (N,) int64 digit class given by the detector
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+
+def _as_rgb(image: Image) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array from a path (any format OpenCV reads) or a grey/RGB uint8 array."""
+    import cv2
+
+    if isinstance(image, str | os.PathLike):
+        array = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if array is None:
+            raise UmnistError(f"{image}: not a readable image")
+        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3))):
+        raise UmnistError(f"image array of shape {array.shape} and dtype {array.dtype}: need uint8 (H, W) grey "
+                          "or (H, W, 3) RGB")
+    if array.ndim == 3 and array.shape[2] == 3:
+        return array
+    return np.repeat(array.reshape(array.shape[0], array.shape[1], 1), 3, axis=2)
+
+
+class Detector:
+    """A YOLOv5 checkpoint ready to run: on the GPU in half precision when there is one, else on the CPU."""
+
+    def __init__(self, weights: str | os.PathLike, img_size: int = 2560, conf: float = 0.1, iou: float = 0.1,
+                 max_det: int = 5, device: str | None = None):
+        import torch
+
+        self.weights = Path(weights)
+        self.model = checkpoint_model(read_checkpoint(self.weights))
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.half = self.device.type == "cuda"
+        self.model = self.model.to(self.device)
+        if self.half:
+            self.model.half()
+        self.stride = int(self.model.stride.max())
+        if img_size % self.stride:
+            raise UmnistError(f"img_size={img_size} must be a multiple of the model's stride {self.stride}")
+        self.img_size, self.conf, self.iou, self.max_det = img_size, conf, iou, max_det
+
+    @classmethod
+    def from_config(cls, weights: str | os.PathLike, cfg, device: str | None = None) -> "Detector":
+        """A detector with the size and thresholds of a `DetectorConfig`."""
+        return cls(weights, cfg.img_size, cfg.conf, cfg.iou, cfg.max_det, device)
+
+    def detect(self, images: Sequence[Image], batch_size: int = 1) -> list[Detections]:
+        """Detections for each image, in order; `batch_size` images go through the network together."""
+        found = []
+        for start in range(0, len(images), batch_size):
+            found += self._detect_batch([_as_rgb(im) for im in images[start:start + batch_size]])
+        return found
+
+    def _detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        import torch
+        from yolov5.utils.augmentations import letterbox
+        from yolov5.utils.general import non_max_suppression, scale_boxes
+
+        boxed = [letterbox(im, self.img_size, stride=self.stride, auto=False) for im in images]
+        batch = np.stack([b[0] for b in boxed]).transpose(0, 3, 1, 2)  # (B, 3, S, S) RGB
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        x = (x.half() if self.half else x.float()) / 255
+        with torch.inference_mode():
+            prediction = self.model(x)[0]
+        found = []
+        for i, (image, (_, ratio, pad)) in enumerate(zip(images, boxed, strict=True)):
+            # One image per NMS call: yolov5's NMS has a time limit per call that, when hit, silently drops the
+            # rest of the batch's images (possible with many candidate boxes at a low threshold on a CPU).
+            det = non_max_suppression(prediction[i:i + 1], self.conf, self.iou, agnostic=True,
+                                      max_det=self.max_det)[0]
+            det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], image.shape[:2], ratio_pad=(ratio, pad))
+            det = det.float().cpu().numpy()
+            found.append(Detections(det[:, :4].astype(np.float32), det[:, 4].astype(np.float32),
+                                    det[:, 5].astype(np.int64)))
+        return found
+
+
+def detect(weights: str | os.PathLike, images: Sequence[Image], batch_size: int = 1, **settings) -> list[Detections]:
+    """One-off detection: load `weights`, run `Detector.detect`. Settings: img_size, conf, iou, max_det, device."""
+    return Detector(weights, **settings).detect(images, batch_size)
