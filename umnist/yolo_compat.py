@@ -29,7 +29,7 @@ def prepare() -> None:
     global _prepared
     if _prepared:
         return
-    if "yolov5" in sys.modules:
+    if "yolov5" in sys.modules or "ultralytics" in sys.modules:
         raise RuntimeError("umnist.yolo_compat.prepare() must run before yolov5 is imported")
     config_dir = _config_dir()
     # No network, ever: ultralytics (imported by yolov5) resolves DNS at import time and may pip-install
@@ -78,13 +78,18 @@ def prepare() -> None:
     package_dir = str(Path(importlib.util.find_spec("yolov5").origin).parent)
     if package_dir not in sys.path:
         sys.path.append(package_dir)
-    # ultralytics sets OMP_NUM_THREADS=1 on import when it is unset, which would make every child process
-    # started later (data loaders, synth workers, subprocesses) single-threaded: import it here and undo that.
-    omp_threads = os.environ.get("OMP_NUM_THREADS")
-    import ultralytics  # noqa: F401
+    # ultralytics (imported by yolov5) sets OMP_NUM_THREADS=1 when it is unset, which would make every child
+    # process started later single-threaded, and both switch OpenCV's threads off for the whole process (synth
+    # and detection resize with it): import them here and undo both. Training switches OpenCV threads off
+    # again while it runs (`process_state_kept`), as yolov5 wants for its data-loader processes.
+    import cv2
+
+    omp_threads, cv2_threads = os.environ.get("OMP_NUM_THREADS"), cv2.getNumThreads()
+    import yolov5.utils.general  # noqa: F401
 
     if omp_threads is None:
         os.environ.pop("OMP_NUM_THREADS", None)
+    cv2.setNumThreads(cv2_threads)
     _prepared = True
 
 
@@ -103,20 +108,24 @@ def yolov5_train():
 
 
 @contextlib.contextmanager
-def torch_state_kept() -> Iterator[None]:
-    """Undo the process-wide torch settings yolov5's training sets (init_seeds(deterministic=True)).
+def process_state_kept() -> Iterator[None]:
+    """Run yolov5's training with OpenCV threads off, then undo the process-wide settings it leaves behind.
 
-    Left on, deterministic algorithms make later CUDA work in the same process (the classifier, detection)
-    fail on ops without a deterministic kernel, and cudnn autotuning stays off.
+    Its init_seeds(deterministic=True) turns on torch's deterministic algorithms for the whole process: left
+    on, later CUDA work in the same process (the classifier, detection) fails on ops without a deterministic
+    kernel, and cudnn autotuning stays off.
     """
+    import cv2
     import torch
 
     deterministic = torch.are_deterministic_algorithms_enabled()
     cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    cublas, cv2_threads = os.environ.get("CUBLAS_WORKSPACE_CONFIG"), cv2.getNumThreads()
+    cv2.setNumThreads(0)
     try:
         yield
     finally:
+        cv2.setNumThreads(cv2_threads)
         torch.use_deterministic_algorithms(deterministic)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
         if cublas is None:

@@ -14,11 +14,12 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
-import time
 from copy import deepcopy
 from datetime import datetime
 from pathlib import Path
+from time import monotonic
 
 from umnist import config, yolo_compat
 from umnist.detector.checkpoint import NUM_CLASSES, read_checkpoint
@@ -93,12 +94,12 @@ class _Monitor:
             callbacks.register_action(hook, name="umnist", callback=getattr(self, hook))
 
     def _out_of_time(self, extra_s: float = 0.0) -> bool:
-        return self.budget_s is not None and time.monotonic() - self.started + extra_s > self.budget_s
+        return self.budget_s is not None and monotonic() - self.started + extra_s > self.budget_s
 
     def on_train_epoch_start(self):
         if self._out_of_time(self.last_epoch_seconds):  # the next epoch would not finish in the budget
             raise _Stop("time_budget")
-        self.epoch_started, self.images = time.monotonic(), 0
+        self.epoch_started, self.images = monotonic(), 0
 
     def on_train_batch_end(self, model, ni, imgs, targets, paths, mloss):
         self.images += imgs.shape[0]
@@ -107,11 +108,11 @@ class _Monitor:
             raise _Stop("time_budget")
 
     def on_train_epoch_end(self, epoch):
-        self.train_seconds = time.monotonic() - self.epoch_started
+        self.train_seconds = monotonic() - self.epoch_started
 
     def on_fit_epoch_end(self, log_vals, epoch, best_fitness, fi):
         values = [float(f"{v:.6g}") for v in log_vals[:7]]  # train box/obj/cls loss, P, R, mAP50, mAP50-95
-        seconds = time.monotonic() - self.epoch_started
+        seconds = monotonic() - self.epoch_started
         images_per_s = self.images / max(self.train_seconds, 1e-9)
         self.rows.append(dict(zip(METRICS_COLUMNS, [epoch, *values, round(seconds, 3), round(images_per_s, 3)],
                                   strict=True)))
@@ -122,7 +123,7 @@ class _Monitor:
         write_text(self.metrics_path, text.getvalue())
 
     def on_model_save(self, last, epoch, final_epoch, best_fitness, fi):
-        self.last_epoch_seconds = time.monotonic() - self.epoch_started
+        self.last_epoch_seconds = monotonic() - self.epoch_started
         if self.rows[-1]["obj_loss"] <= self.cfg.obj_loss_stop and self.cfg.obj_loss_stop > 0:
             raise _Stop("obj_loss_reached")
         if epoch + 1 >= self.cfg.epochs:
@@ -158,7 +159,8 @@ def _finish(out: Path, reason: str, monitor: _Monitor, opt) -> None:
     if not last.is_file():
         raise UmnistError(f"time budget max_minutes={monitor.cfg.max_minutes} ended before the first batch")
     if not best.is_file():
-        best.write_bytes(last.read_bytes())
+        with atomic_path(best) as tmp:
+            shutil.copyfile(last, tmp)
     import torch
 
     with yolo_compat.trusted_checkpoints(last, best):
@@ -176,7 +178,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     in `out_dir` from weights/last.pt with its saved config.yaml (`overrides`, e.g. max_minutes, still apply)
     up to the same number of epochs.
     """
-    started = time.monotonic()
+    started = monotonic()
     data_dir, out = Path(data_dir), Path(out_dir)
     last = out / "weights" / "last.pt"
     if resume:
@@ -184,7 +186,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
             raise UmnistError(f"{last}: nothing to resume (no last checkpoint in {out})")
         ckpt = read_checkpoint(last)
         if ckpt.get("optimizer") is None:
-            raise UmnistError(f"{last}: this run is finished ({_summary_reason(out)}); nothing to resume")
+            raise UmnistError(f"{last}: final weights, nothing to resume ({_summary_reason(out)})")
         profile, start_epoch = out / "config.yaml", ckpt["epoch"] + 1
         del ckpt
     elif last.is_file():
@@ -214,7 +216,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     monitor.register(callbacks)
     reason = "epochs_done"
     trusted = yolo_compat.trusted_checkpoints(start_weights, last, out / "weights" / "best.pt")
-    with trusted, yolo_compat.torch_state_kept():
+    with trusted, yolo_compat.process_state_kept():
         try:
             train_module.train(opt.hyp.copy(), opt, select_device(opt.device, batch_size=cfg.batch), callbacks)
         except _Stop as stop:
@@ -223,7 +225,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     rows = monitor.rows
     write_json(out / "summary.json", {
         "stop_reason": reason, "epochs_completed": len(rows), "epochs": cfg.epochs,
-        "minutes_this_session": round((time.monotonic() - started) / 60, 3),
+        "minutes_this_session": round((monotonic() - started) / 60, 3),
         "last_obj_loss": rows[-1]["obj_loss"] if rows else None,
         "best_mAP50": max((r["mAP50"] for r in rows), default=None)})
     return out
