@@ -14,7 +14,7 @@ from umnist import yolo_compat
 REPO = Path(__file__).resolve().parent.parent
 
 FRESH_PROCESS = """
-import json, os, cv2
+import json, os, sys, cv2
 os.environ.pop("OMP_NUM_THREADS", None)
 cv2_threads = cv2.getNumThreads()
 from umnist import yolo_compat
@@ -23,38 +23,50 @@ import numpy as np
 from PIL import ImageFont
 config_dir = os.environ["YOLOV5_CONFIG_DIR"]
 font = ImageFont.truetype(os.path.join(config_dir, "Arial.ttf"), 12)
+from umnist.detector import read_checkpoint
+original_layout = type(read_checkpoint(sys.argv[1])["model"]).__module__
 print(json.dumps({
     "fonts": sorted(name for name in os.listdir(config_dir) if name.endswith(".ttf")),
     "trapz": float(np.trapz([1.0, 1.0], [0.0, 2.0])), "getsize": list(font.getsize("8")),
     "omp": os.environ.get("OMP_NUM_THREADS"), "cv2_threads_kept": cv2.getNumThreads() == cv2_threads,
     "offline": os.environ.get("YOLO_OFFLINE"), "amp_check": train.check_amp.__module__,
+    "original_layout": original_layout,
 }))
 """
 
 
+def yolov5_model(module: str = "yolov5.models.yolo"):
+    """A 10-class YOLOv5n built from its YAML; module "models.yolo" pickles it as the original repo does."""
+    import importlib
+
+    train = yolo_compat.yolov5_train()
+    model_class = importlib.import_module(module).Model
+    return model_class(str(Path(train.__file__).parent / "models" / "yolov5n.yaml"), nc=10)
+
+
 def test_fixes_in_a_fresh_process(tmp_path):
+    original = tmp_path / "original_repo_layout.pt"
+    torch.save({"model": yolov5_model("models.yolo").half(), "epoch": -1, "optimizer": None}, original)
     env = {**os.environ, "PYTHONPATH": str(REPO), "YOLOV5_CONFIG_DIR": str(tmp_path / "yolov5")}
     env.pop("YOLO_CONFIG_DIR", None)
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(original)], env=env, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["fonts"] == ["Arial.Unicode.ttf", "Arial.ttf"]
     assert found["trapz"] == 2.0 and min(found["getsize"]) > 0
     assert found["omp"] is None and found["cv2_threads_kept"]
     assert found["offline"] == "1" and found["amp_check"] == "umnist.yolo_compat"
+    assert found["original_layout"] == "models.yolo"  # e.g. the winning solution's published best.pt
 
 
 def test_full_unpickler_only_for_the_named_checkpoints(tmp_path):
-    train = yolo_compat.yolov5_train()
-    from yolov5.models.yolo import Model
-
     named, other = tmp_path / "named.pt", tmp_path / "other.pt"
-    model = Model(str(Path(train.__file__).parent / "models" / "yolov5n.yaml"), nc=10)
+    model = yolov5_model()
     for path in (named, other):
         torch.save({"model": model}, path)
     with yolo_compat.trusted_checkpoints(named):
-        assert isinstance(torch.load(named)["model"], Model)
+        assert type(torch.load(named)["model"]) is type(model)
         with pytest.raises(Exception, match="Weights only load failed"):
             torch.load(other)
     with pytest.raises(Exception, match="Weights only load failed"):
