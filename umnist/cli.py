@@ -16,6 +16,8 @@ from umnist.errors import UmnistError
 COMMAND_MODULES = [
     "umnist.mnist_cli",
     "umnist.config_cli",
+    "umnist.postprocess",
+    "umnist.score",
 ]
 
 
