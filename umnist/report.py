@@ -77,7 +77,11 @@ def draw_detections(image: np.ndarray, scale: float, detections: pd.DataFrame) -
         kept = row.drop_reason == KEPT
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2 if kept else 1)
         label = f"{row.cls_digit} {row.cls_prob:.2f}" + ("" if kept else f" {row.drop_reason}")
-        cv2.putText(image, label, (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
+        (width, height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        # on a black patch (readable on any ground), above the box, or below it at the top edge
+        top = y1 - height - 6 if y1 >= height + 6 else y2
+        cv2.rectangle(image, (x1, top), (x1 + width + 4, top + height + 6), (0, 0, 0), -1)
+        cv2.putText(image, label, (x1 + 2, top + height + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1,
                     cv2.LINE_AA)
     return image
 
