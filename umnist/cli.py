@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "umnist.mnist_cli",
     "umnist.synth.cli",
     "umnist.config_cli",
+    "umnist.postprocess",
+    "umnist.score",
 ]
 
 
