@@ -1,6 +1,7 @@
 """Shared fixtures: the real MNIST test digits in ../shared/data/mnist (never committed to the repo)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,28 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"the real MNIST test digits are needed in {MNIST_DIR} (or set UMNIST_MNIST_DIR)")
     return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real SeaweedFS S3 server on loopback for the whole session (see tests/s3_server.py)."""
+    from tests.s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_uri(s3_server, monkeypatch, request) -> str:
+    """A fresh `s3://` prefix per test, with the environment pointing umnist.storage at the test server."""
+    from tests.s3_server import ACCESS_KEY, BUCKET, SECRET_KEY
+
+    monkeypatch.setenv("UMNIST_S3_ENDPOINT", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("UMNIST_S3_BACKOFF", "0.2")
+    for name in ("AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "UMNIST_S3_SECURE"):
+        monkeypatch.delenv(name, raising=False)
+    return f"s3://{BUCKET}/{re.sub(r'[^A-Za-z0-9._-]+', '-', request.node.name)}"
