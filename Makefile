@@ -35,7 +35,6 @@ bench-synth: ## scenes per second of the synth stage at 2560 and 256, 1 and 2 wo
 lint: ## ruff over the package, tests, components and scripts
 	$(VENV)/bin/ruff check umnist tests bench
 
-.PHONY: help install test lint synth bench-synth
 images: ## build the CPU and CUDA images with docker (from images/)
 	docker build -f images/Dockerfile.cpu -t $(CPU_IMAGE) .
 	docker build -f images/Dockerfile.cuda -t $(CUDA_IMAGE) .
@@ -51,4 +50,4 @@ kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines wi
 kind-load: ## copy the built images into the kind cluster's nodes (no registry needed)
 	kind load docker-image $(CPU_IMAGE) $(CUDA_IMAGE) --name $(KIND_CLUSTER)
 
-.PHONY: help install test lint images kind-up kind-load
+.PHONY: help install test lint synth bench-synth images kind-up kind-load
