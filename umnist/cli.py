@@ -16,6 +16,7 @@ from umnist.errors import UmnistError
 COMMAND_MODULES = [
     "umnist.mnist_cli",
     "umnist.config_cli",
+    "umnist.classifier.cli",
 ]
 
 

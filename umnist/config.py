@@ -29,7 +29,9 @@ CONFIG_DIR_ENV = "UMNIST_CONFIG_DIR"
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # The sections a profile may hold: stage section -> "module:ConfigClass". Keys starting with "_" are notes.
-SECTIONS: dict[str, str] = {}
+SECTIONS: dict[str, str] = {
+    "classifier": "umnist.classifier.config:ClassifierConfig",
+}
 
 
 def opt(default, help: str):
