@@ -20,7 +20,13 @@ install: ## create .venv and install umnist with its dev tools (torch first, fro
 test: ## run the whole test suite (CPU, tiny sizes)
 	$(PY) -m pytest
 
+synth: ## generate a synthetic data set: make synth PROFILE=tiny OUT=data/synth MNIST=../shared/data/mnist
+	$(PY) -m umnist synth --profile $(PROFILE) --out $(or $(OUT),data/synth) --mnist $(or $(MNIST),../shared/data/mnist)
+
+bench-synth: ## scenes per second of the synth stage at 2560 and 256, 1 and 2 workers
+	$(PY) bench/synth_speed.py
+
 lint: ## ruff over the package, tests, components and scripts
 	$(VENV)/bin/ruff check umnist tests bench
 
-.PHONY: help install test lint
+.PHONY: help install test lint synth bench-synth

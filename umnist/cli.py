@@ -15,6 +15,7 @@ from umnist.errors import UmnistError
 # Modules that register commands, in the order `umnist --help` lists them.
 COMMAND_MODULES = [
     "umnist.mnist_cli",
+    "umnist.synth.cli",
     "umnist.config_cli",
     "umnist.classifier.cli",
 ]

@@ -1,0 +1,179 @@
+"""Plan, render in worker processes, write: scenes + labels, crop shards, tables, manifest."""
+
+import multiprocessing as mp
+import os
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from umnist import config
+from umnist.crops import cut_squares, resize_square
+from umnist.errors import UmnistError
+from umnist.fileio import atomic_path, write_json, write_text, write_yaml
+from umnist.mnist import load_mnist
+from umnist.synth.config import SynthConfig
+from umnist.synth.scenes import DigitPlanner, ScenePlan, plan_split, render_scene
+
+SPLITS = ("train", "val")
+_worker: dict = {}  # per-process state set by `_init_worker`: the config, MNIST digits, output root
+
+
+def _init_worker(cfg: SynthConfig, mnist_images: np.ndarray, root: Path) -> None:
+    cv2.setNumThreads(1)  # one core per worker process: the parallelism is across scenes
+    _worker.update(cfg=cfg, images=mnist_images, root=root)
+
+
+def _render_and_write(job: tuple[str, ScenePlan]):
+    """Render one scene, write its JPEG and label file; return what the main process aggregates."""
+    split, plan = job
+    cfg, root = _worker["cfg"], _worker["root"]
+    scene, boxes = render_scene(plan, cfg, _worker["images"])
+    image_path = root / "detection" / "images" / split / f"{plan.scene_id}.jpg"
+    if not cv2.imwrite(str(image_path), scene, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]):
+        raise UmnistError(f"{image_path}: could not write the scene")
+    classes = list(plan.digits)
+    size = cfg.scene_size
+    lines = [f"{c} {(x1 + x2) / 2 / size:.6f} {(y1 + y2) / 2 / size:.6f} {(x2 - x1) / size:.6f} "
+             f"{(y2 - y1) / size:.6f}\n" for c, (x1, y1, x2, y2) in zip(classes, boxes, strict=True)]
+    (root / "detection" / "labels" / split / f"{plan.scene_id}.txt").write_text("".join(lines))
+    crops = cut_squares(scene, boxes, cfg.crop_size) if cfg.crop_size else None
+    return split, plan.scene_id, boxes, classes, crops
+
+
+class ShardWriter:
+    """Writes crops to `crops/{split}/shard-{k:05d}.npz` in shards of a fixed size, as they come."""
+
+    def __init__(self, root: Path, split: str, shard_size: int):
+        self.dir = root / "crops" / split
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.split, self.shard_size = split, shard_size
+        self.images, self.labels, self.sources, self.rows = [], [], [], []
+        self.class_counts = Counter()
+
+    def add(self, images: np.ndarray, labels, source: int) -> None:
+        for image, label in zip(images, labels, strict=True):
+            self.images.append(image)
+            self.labels.append(label)
+            self.sources.append(source)
+            self.class_counts[int(label)] += 1
+            if len(self.images) == self.shard_size:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.images:
+            return
+        name = f"shard-{len(self.rows):05d}.npz"
+        np.savez_compressed(self.dir / name, images=np.stack(self.images),
+                            labels=np.asarray(self.labels, np.uint8), source=np.asarray(self.sources, np.uint8))
+        self.rows.append((self.split, name, len(self.images)))
+        self.images, self.labels, self.sources = [], [], []
+
+
+def _split_mnist(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Disjoint MNIST pools for train and val, stratified by class."""
+    train, val = [], []
+    for c in range(10):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        cut = int(round(len(members) * fraction))
+        val.append(members[:cut])
+        train.append(members[cut:])
+    return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
+
+
+def _balanced_mnist(pool: np.ndarray, labels: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
+    """As many instances of every class as the rarest class has in `pool`, at most `cap` (balanced crops)."""
+    per_class = [rng.permutation(pool[labels[pool] == c]) for c in range(10)]
+    keep = min(min(len(p) for p in per_class), cap if cap is not None else len(pool))
+    return np.sort(np.concatenate([p[:keep] for p in per_class]))
+
+
+def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str | os.PathLike | None = None,
+        workers: int | None = None, progress: bool = True, **overrides) -> Path:
+    """Generate the synthetic data set into `out` (replaced atomically when complete); return its path."""
+    cfg = config.resolve(SynthConfig, "synth", profile, **overrides)
+    images, labels = load_mnist(mnist, cfg.mnist_splits)
+    workers = workers or os.cpu_count() or 1
+    rng = np.random.default_rng(cfg.seed)
+    pools = _split_mnist(labels, cfg.mnist_val_fraction, rng)
+    counts = {"train": (cfg.scenes_train, cfg.empty_train), "val": (cfg.scenes_val, cfg.empty_val)}
+    jobs = []
+    for split in SPLITS:
+        if counts[split][0] - counts[split][1] > 0 and not len(pools[split]):
+            raise UmnistError(f"mnist_val_fraction={cfg.mnist_val_fraction} leaves no MNIST digit for {split} scenes")
+        planner = DigitPlanner(labels, pools[split], rng)
+        jobs += [(split, plan) for plan in plan_split(split, *counts[split], planner, cfg, rng)]
+
+    with atomic_path(out) as root:
+        for split in SPLITS:
+            for kind in ("images", "labels"):
+                (root / "detection" / kind / split).mkdir(parents=True)
+        writers = {split: ShardWriter(root, split, cfg.crop_shard_size) for split in SPLITS}
+        boxes_rows = {split: [] for split in SPLITS}
+        sums_rows = {split: [] for split in SPLITS}
+        _init_worker(cfg, images, root)
+        bar = tqdm(total=len(jobs), desc="synth scenes", unit="scene", disable=not progress)
+        if workers > 1:
+            context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            pool = context.Pool(workers, initializer=_init_worker, initargs=(cfg, images, root))
+            results = pool.imap(_render_and_write, jobs, chunksize=4)
+        else:
+            pool, results = None, map(_render_and_write, jobs)
+        try:
+            for split, scene_id, boxes, classes, crops in results:
+                if crops is not None:
+                    writers[split].add(crops, classes, source=0)
+                boxes_rows[split] += [(scene_id, c, *b) for c, b in zip(classes, boxes.tolist(), strict=True)]
+                sums_rows[split].append((scene_id, sum(classes)))
+                bar.update()
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+        raw_used = {}
+        for split in SPLITS:
+            if cfg.crop_size and cfg.crops_mnist and len(pools[split]):
+                chosen = _balanced_mnist(pools[split], labels, cfg.mnist_crops_per_class, rng)
+                raw = np.stack([resize_square(images[i], cfg.crop_size) for i in chosen])
+                writers[split].add(raw, labels[chosen], source=1)
+                raw_used[split] = len(chosen)
+            writers[split].flush()
+            _write_csv(root / "detection" / f"{split}_sums.csv", ["id", "digit_sum"], sums_rows[split])
+            _write_csv(root / "detection" / f"{split}_boxes.csv", ["id", "digit", "x1", "y1", "x2", "y2"],
+                       boxes_rows[split])
+        _write_csv(root / "crops" / "index.csv", ["split", "shard", "count"],
+                   [row for split in SPLITS for row in writers[split].rows])
+        write_yaml(root / "detection" / "data.yaml", {
+            "path": ".", "train": "images/train", "val": "images/val", "nc": 10,
+            "names": [str(d) for d in range(10)]})
+        config.save(cfg, "synth", root, profile)
+        write_json(root / "manifest.json", _manifest(cfg, jobs, labels, pools, writers, raw_used, len(images)))
+    return Path(out)
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _manifest(cfg, jobs, labels, pools, writers, raw_used, mnist_total) -> dict:
+    per_split = {}
+    for split in SPLITS:
+        plans = [plan for s, plan in jobs if s == split]
+        used = [i for plan in plans for i in plan.mnist_indices]
+        digits = [d for plan in plans for d in plan.digits]
+        per_split[split] = {
+            "scenes": len(plans),
+            "empty_scenes": sum(1 for p in plans if not p.mnist_indices),
+            "digits": len(used),
+            "digits_per_class": np.bincount(np.asarray(digits, np.int64), minlength=10).tolist(),
+            "mnist_pool": int(len(pools[split])),
+            "mnist_instances_used": len(set(used)),
+            "crops": sum(n for _, _, n in writers[split].rows),
+            "crops_per_class": [writers[split].class_counts[c] for c in range(10)],
+            "raw_mnist_crops": raw_used.get(split, 0),
+        }
+    return {"seed": cfg.seed, "mode": cfg.mode, "scene_size": cfg.scene_size, "mnist_digits": mnist_total,
+            "splits": per_split, "config": config.to_dict(cfg)}
