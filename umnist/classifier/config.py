@@ -48,8 +48,6 @@ class ClassifierConfig:
             problems.append(f"epoch_images={self.epoch_images} must be >= 1 or null")
         if not self.lr_steps or any(lr <= 0 for lr in self.lr_steps):
             problems.append(f"lr_steps={list(self.lr_steps)} must be one or more positive rates")
-        if len(self.lr_steps) > self.epochs:
-            problems.append(f"lr_steps has {len(self.lr_steps)} rates for only {self.epochs} epochs")
         for name in ("aug_affine_p", "aug_perspective_p", "aug_invert_p", "aug_blur_p", "aug_color_p",
                      "aug_shift", "aug_scale"):
             if not 0 <= getattr(self, name) <= 1:

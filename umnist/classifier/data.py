@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from umnist.classifier.config import ClassifierConfig
+from umnist.crops import resize_square
 from umnist.errors import UmnistError
 
 
@@ -66,7 +66,8 @@ def load_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_rgb(crop: np.ndarray, size: int) -> np.ndarray:
-    """A square crop (H, W) / (H, W, 1) gray or (H, W, 3) colour, as (size, size, 3) uint8 RGB."""
+    """A square crop (H, W) / (H, W, 1) gray or (H, W, 3) colour, as (size, size, 3) uint8 RGB, resized the
+    way synth cuts its crops (`umnist.crops.resize_square`)."""
     if crop.ndim == 3 and crop.shape[2] == 1:
         crop = crop[:, :, 0]
     if crop.ndim not in (2, 3) or (crop.ndim == 3 and crop.shape[2] != 3) or min(crop.shape[:2]) < 1:
@@ -74,8 +75,7 @@ def to_rgb(crop: np.ndarray, size: int) -> np.ndarray:
     if crop.dtype != np.uint8:
         crop = np.clip(crop, 0, 255).astype(np.uint8)
     if crop.shape[:2] != (size, size):
-        shrinking = max(crop.shape[:2]) > size
-        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        crop = resize_square(crop, size)
     return np.repeat(crop[:, :, None], 3, axis=2) if crop.ndim == 2 else crop
 
 

@@ -43,8 +43,8 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         raise UmnistError(f"{out}: holds a run already (last.pt); pass --resume or choose another --out")
     cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
     train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
-    config.save(cfg, "classifier", out, profile, crops=str(crops_dir),
-                init_weights=str(init_weights) if init_weights else None)
+    config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
+                _init_weights=str(init_weights) if init_weights else None)
 
     device = default_device(cfg.device)
     torch.manual_seed(cfg.seed)
