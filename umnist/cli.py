@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "umnist.mnist_cli",
     "umnist.config_cli",
     "umnist.synth.cli",
+    "umnist.classifier.cli",
     "umnist.infer",
     "umnist.postprocess",
     "umnist.score",

@@ -31,6 +31,7 @@ REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # The sections a profile may hold: stage section -> "module:ConfigClass". Keys starting with "_" are notes.
 SECTIONS: dict[str, str] = {
     "synth": "umnist.synth.config:SynthConfig",
+    "classifier": "umnist.classifier.config:ClassifierConfig",
     "infer": "umnist.infer:InferConfig",
     "postprocess": "umnist.postprocess:PostprocessConfig",
 }
