@@ -6,6 +6,12 @@ PY := $(VENV)/bin/python
 # unpack into the same cv2/ folder, and the last one installed wins. Keep this in step with pyproject.toml.
 OPENCV_HEADLESS := opencv-python-headless==5.0.0.93
 PROFILE ?= tiny
+# Cluster trial (see README "Cluster"): image names, the kind cluster, the standalone KFP release.
+IMAGE_TAG ?= dev
+CPU_IMAGE ?= umnist-cpu:$(IMAGE_TAG)
+CUDA_IMAGE ?= umnist-cuda:$(IMAGE_TAG)
+KIND_CLUSTER ?= umnist
+PIPELINE_VERSION ?= 2.14.3
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -29,4 +35,19 @@ bench-synth: ## scenes per second of the synth stage at 2560 and 256, 1 and 2 wo
 lint: ## ruff over the package, tests, components and scripts
 	$(VENV)/bin/ruff check umnist tests bench
 
-.PHONY: help install test lint synth bench-synth
+images: ## build the CPU and CUDA images with docker (from images/)
+	docker build -f images/Dockerfile.cpu -t $(CPU_IMAGE) .
+	docker build -f images/Dockerfile.cuda -t $(CUDA_IMAGE) .
+
+kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines with our launcher config
+	kind create cluster --name $(KIND_CLUSTER) --config manifests/kind-cluster.yaml
+	kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$(PIPELINE_VERSION)"
+	kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
+	kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=$(PIPELINE_VERSION)"
+	kubectl apply -f manifests/kfp-launcher-configmap.yaml
+	kubectl wait --for condition=available --timeout=600s deployment --all -n kubeflow
+
+kind-load: ## copy the built images into the kind cluster's nodes (no registry needed)
+	kind load docker-image $(CPU_IMAGE) $(CUDA_IMAGE) --name $(KIND_CLUSTER)
+
+.PHONY: help install test lint synth bench-synth images kind-up kind-load

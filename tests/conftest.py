@@ -1,6 +1,7 @@
 """Shared fixtures: the real MNIST test digits in ../shared/data/mnist (never committed to the repo)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,51 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"the real MNIST test digits are needed in {MNIST_DIR} (or set UMNIST_MNIST_DIR)")
     return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real SeaweedFS S3 server on loopback for the whole session (see tests/s3_server.py)."""
+    from tests.s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_uri(s3_server, monkeypatch, request) -> str:
+    """A fresh `s3://` prefix per test, with the environment pointing umnist.storage at the test server."""
+    from tests.s3_server import ACCESS_KEY, BUCKET, SECRET_KEY
+
+    monkeypatch.setenv("UMNIST_S3_ENDPOINT", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("UMNIST_S3_BACKOFF", "0.2")
+    for name in ("AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "UMNIST_S3_SECURE"):
+        monkeypatch.delenv(name, raising=False)
+    return f"s3://{BUCKET}/{re.sub(r'[^A-Za-z0-9._-]+', '-', request.node.name)}"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(mnist_dir, tmp_path_factory) -> Path:
+    """The `tiny` profile's synthetic data set from the real synth stage (about a second)."""
+    from umnist import synth
+
+    return synth.run(tmp_path_factory.mktemp("synth") / "data", "tiny", mnist=mnist_dir, workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_crops(tiny_data) -> Path:
+    """The `tiny` profile's crop set."""
+    return tiny_data / "crops"
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_crops, tmp_path_factory) -> tuple[Path, dict]:
+    """A classifier trained with the whole `tiny` profile (about 20 s on 2 cores): its folder and summary."""
+    from umnist.classifier.train import train
+
+    out = tmp_path_factory.mktemp("classifier") / "run"
+    return out, train(tiny_crops, out, "tiny")

@@ -170,8 +170,8 @@ def test_detect_grey_colour_and_path_agree(trained, scene, tmp_path):
 
 
 def test_detect_rejects_bad_images(trained, tmp_path):
-    det = Detector.from_config(trained / "weights" / "best.pt", DetectorConfig(img_size=128))
-    assert det.conf == 0.1 and det.iou == 0.1 and det.max_det == 5
+    det = Detector.from_profile(trained / "weights" / "best.pt", "tiny", max_det=4)
+    assert (det.img_size, det.conf, det.iou, det.max_det) == (128, 0.1, 0.1, 4)
     with pytest.raises(UmnistError, match="not a readable image"):
         det.detect([tmp_path / "missing.jpg"])
     with pytest.raises(UmnistError, match="uint8"):

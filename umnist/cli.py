@@ -15,9 +15,14 @@ from umnist.errors import UmnistError
 # Modules that register commands, in the order `umnist --help` lists them.
 COMMAND_MODULES = [
     "umnist.mnist_cli",
+    "umnist.config_cli",
     "umnist.synth.cli",
     "umnist.detector.cli",
-    "umnist.config_cli",
+    "umnist.classifier.cli",
+    "umnist.infer",
+    "umnist.postprocess",
+    "umnist.score",
+    "umnist.predict",
 ]
 
 

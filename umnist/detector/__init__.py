@@ -2,7 +2,7 @@
 
     from umnist import detector
     detector.train("data", "runs/detector", profile="tiny")
-    found = detector.Detector("runs/detector/weights/best.pt", img_size=2560).detect(images)
+    found = detector.Detector.from_profile("runs/detector/weights/best.pt", "full").detect(images)
 
 Output layout: docs/formats.md ("train-detector").
 """

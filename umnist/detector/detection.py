@@ -1,7 +1,7 @@
 """Digit boxes in full-size images with a trained YOLOv5 checkpoint (the infer stage's first step).
 
-    detector = Detector("runs/detector/weights/best.pt", img_size=2560)   # loads the model once
-    for found in detector.detect(["a.jpeg", gray_array, rgb_array], batch_size=4):
+    detector = Detector.from_profile("runs/detector/weights/best.pt", "full")   # loads the model once
+    for found in detector.detect(["a.jpeg", gray_array, rgb_array]):          # one batch
         found.boxes, found.conf, found.cls      # pixels of the ORIGINAL image
 
 Each image is letterboxed to img_size x img_size as yolov5 does (aspect kept, grey padding), so images of any
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from umnist import config
 from umnist.detector.checkpoint import checkpoint_model, read_checkpoint
+from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 
 Image = np.ndarray | str | os.PathLike
@@ -56,14 +58,16 @@ class Detector:
     """A YOLOv5 checkpoint ready to run: on the GPU in half precision when there is one, else on the CPU."""
 
     def __init__(self, weights: str | os.PathLike, img_size: int = 2560, conf: float = 0.1, iou: float = 0.1,
-                 max_det: int = 5, device: str | None = None):
+                 max_det: int = 5, device: str = "auto"):
         import torch
 
-        self.weights = Path(weights)
-        self.model = checkpoint_model(read_checkpoint(self.weights))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device.startswith("cuda") and not torch.cuda.is_available():
+            raise UmnistError(f"device={device!r}: no CUDA GPU available here")
+        self.weights, self.device = Path(weights), torch.device(device)
+        self.model = checkpoint_model(read_checkpoint(self.weights)).to(self.device)
         self.half = self.device.type == "cuda"
-        self.model = self.model.to(self.device)
         if self.half:
             self.model.half()
         self.stride = int(self.model.stride.max())
@@ -72,12 +76,15 @@ class Detector:
         self.img_size, self.conf, self.iou, self.max_det = img_size, conf, iou, max_det
 
     @classmethod
-    def from_config(cls, weights: str | os.PathLike, cfg, device: str | None = None) -> "Detector":
-        """A detector with the size and thresholds of a `DetectorConfig`."""
+    def from_profile(cls, weights: str | os.PathLike, profile: str | os.PathLike = "tiny", device: str = "auto",
+                     **overrides) -> "Detector":
+        """A detector with the size and thresholds of a profile's `detector` section (plus overrides)."""
+        cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
         return cls(weights, cfg.img_size, cfg.conf, cfg.iou, cfg.max_det, device)
 
-    def detect(self, images: Sequence[Image], batch_size: int = 1) -> list[Detections]:
-        """Detections for each image, in order; `batch_size` images go through the network together."""
+    def detect(self, images: Sequence[Image], batch_size: int | None = None) -> list[Detections]:
+        """Detections for each image, in order; `batch_size` images (default: all) share a forward pass."""
+        batch_size = batch_size or max(len(images), 1)
         found = []
         for start in range(0, len(images), batch_size):
             found += self._detect_batch([_as_rgb(im) for im in images[start:start + batch_size]])
@@ -107,6 +114,7 @@ class Detector:
         return found
 
 
-def detect(weights: str | os.PathLike, images: Sequence[Image], batch_size: int = 1, **settings) -> list[Detections]:
+def detect(weights: str | os.PathLike, images: Sequence[Image], batch_size: int | None = None,
+           **settings) -> list[Detections]:
     """One-off detection: load `weights`, run `Detector.detect`. Settings: img_size, conf, iou, max_det, device."""
     return Detector(weights, **settings).detect(images, batch_size)

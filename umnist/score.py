@@ -1,0 +1,261 @@
+"""Scoring: predicted digit sums against the competition's `train.csv`, which no model saw.
+
+Reports the write-up's ladder of sum accuracies on the same detections: the detector's own classes
+(> 95 % in the write-up), after re-classification (> 98 %), after post-processing (> 99.1 %); the accuracy
+per true sum; the 28x28 confusion matrix; and, when ground-truth boxes are given, detection recall and
+precision at IoU 0.5 with the digit accuracy of the matched boxes. Writes `metrics.json` for machines and
+`report.html` (the wrong images with their boxes: the write-up's main debugging tool) for people.
+"""
+
+import csv
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from umnist.errors import UmnistError
+from umnist.fileio import write_json
+from umnist.postprocess import BOX_COLUMNS, MAX_SUM, check_detections, digit_sums, read_detections
+
+SUM_HEADER = ["id", "digit_sum"]
+BOXES_HEADER = ["id", "digit", "x1", "y1", "x2", "y2"]
+IOU_THRESHOLD = 0.5
+# The ladder: name -> (digit column, counted rows). "all" = every detection, "kept" = after post-processing.
+LEVELS = {"detector": ("det_class", "all"), "reclassified": ("cls_digit", "all"),
+          "postprocessed": ("cls_digit", "kept")}
+INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _example(ids) -> str:
+    ids = sorted(ids)
+    return ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
+
+
+def read_rows(path: str | os.PathLike, header: list[str]) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of a CSV whose first line must be `header`; each row must have its width."""
+    path = Path(path)
+    if not path.is_file():
+        raise UmnistError(f"{path}: file not found")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or [h.strip() for h in rows[0]] != header:
+        got = ",".join(rows[0]) if rows else "an empty file"
+        raise UmnistError(f"{path}: header must be '{','.join(header)}', got {got!r}")
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise UmnistError(f"{path}: line {line} has {len(row)} field(s), expected {len(header)} "
+                              f"({','.join(header)}): {','.join(row)!r}")
+        if not row[0].strip():
+            raise UmnistError(f"{path}: line {line} has an empty id")
+    return [(line, [f.strip() for f in row]) for line, row in enumerate(rows[1:], start=2)]
+
+
+def read_sums(path: str | os.PathLike) -> pd.Series:
+    """`id,digit_sum` CSV (train.csv, submission.csv) -> Series of int sums indexed by id, sorted by id."""
+    ids, sums = [], []
+    for line, (image_id, value) in read_rows(path, SUM_HEADER):
+        if not INTEGER.fullmatch(value):
+            raise UmnistError(f"{path}: line {line}: digit_sum {value!r} is not an integer")
+        if not 0 <= int(value) <= MAX_SUM:
+            raise UmnistError(f"{path}: line {line}: digit_sum {value} is outside 0..{MAX_SUM}")
+        ids.append(image_id)
+        sums.append(int(value))
+    if not ids:
+        raise UmnistError(f"{path}: no rows")
+    table = pd.Series(sums, index=pd.Index(ids, name="id"), name="digit_sum", dtype=np.int64)
+    duplicated = table.index[table.index.duplicated()].unique()
+    if len(duplicated):
+        raise UmnistError(f"{path}: {len(duplicated)} duplicate id(s), e.g. {_example(duplicated)}")
+    return table.sort_index()
+
+
+def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
+    """Ground-truth boxes `id,digit,x1,y1,x2,y2` (pixels of the original image) as a table."""
+    records = []
+    for line, (image_id, digit, *coords) in read_rows(path, BOXES_HEADER):
+        if not INTEGER.fullmatch(digit) or not 0 <= int(digit) <= 9:
+            raise UmnistError(f"{path}: line {line}: digit {digit!r} is not an integer 0..9")
+        try:
+            x1, y1, x2, y2 = (float(c) for c in coords)
+        except ValueError:
+            raise UmnistError(f"{path}: line {line}: box {','.join(coords)!r} is not four numbers") from None
+        if not (np.isfinite([x1, y1, x2, y2]).all() and x2 > x1 and y2 > y1):
+            raise UmnistError(f"{path}: line {line}: box {','.join(coords)!r} needs x1 < x2 and y1 < y2")
+        records.append((image_id, int(digit), x1, y1, x2, y2))
+    return pd.DataFrame(records, columns=["image_id", "digit", *BOX_COLUMNS])
+
+
+def load_predictions(predictions) -> tuple[pd.DataFrame, pd.Series, str]:
+    """(filtered detections, submission sums, name for messages) from a postprocess output directory or from
+    a pair of tables (detections_filtered, submission with columns id,digit_sum)."""
+    if isinstance(predictions, tuple | list):
+        filtered, submission = predictions
+        check_detections(filtered, "detections table")
+        submission = submission.set_index("id")["digit_sum"].sort_index()
+        name = "submission table"
+    else:
+        directory = Path(predictions)
+        filtered = read_detections(directory / "detections_filtered.parquet")
+        submission = read_sums(directory / "submission.csv")
+        name = str(directory / "submission.csv")
+    if "kept" not in filtered.columns or "drop_reason" not in filtered.columns:
+        raise UmnistError(f"{name}: the detections lack kept/drop_reason: run `umnist postprocess` first")
+    kept_sums = digit_sums(filtered, mask=filtered["kept"])
+    if not kept_sums.index.equals(submission.index):
+        raise UmnistError(f"{name}: its ids differ from the detections table's "
+                          f"({len(submission)} vs {len(kept_sums)} images)")
+    disagree = submission.index[kept_sums.to_numpy() != submission.to_numpy()]
+    if len(disagree):
+        raise UmnistError(f"{name}: {len(disagree)} sum(s) differ from the kept detections, e.g. "
+                          f"{_example(disagree)}")
+    return filtered, submission, name
+
+
+def align(labels: pd.Series, submission: pd.Series, labels_name: str, predictions_name: str,
+          subset: bool) -> pd.Series:
+    """The true sums of the predicted ids; an error for ids missing on either side."""
+    unlabelled = submission.index.difference(labels.index)
+    if len(unlabelled):
+        raise UmnistError(f"{predictions_name}: {len(unlabelled)} id(s) are not in {labels_name}, "
+                          f"e.g. {_example(unlabelled)}")
+    unpredicted = labels.index.difference(submission.index)
+    if len(unpredicted) and not subset:
+        raise UmnistError(f"{labels_name}: {len(unpredicted)} id(s) have no prediction in "
+                          f"{predictions_name}, e.g. {_example(unpredicted)} (--subset scores only the "
+                          "predicted ids)")
+    return labels.reindex(submission.index)
+
+
+def sum_metrics(truth: pd.Series, predicted: dict[str, pd.Series]) -> dict:
+    """Ladder accuracies, per-sum accuracy and confusion matrix (true x predicted, post-processed)."""
+    y = truth.to_numpy()
+    final = predicted["postprocessed"].to_numpy()
+    confusion = np.zeros((MAX_SUM + 1, MAX_SUM + 1), np.int64)
+    np.add.at(confusion, (y, final), 1)
+    per_sum = []
+    for s in range(MAX_SUM + 1):
+        images, correct = int(confusion[s].sum()), int(confusion[s, s])
+        per_sum.append({"sum": s, "images": images, "correct": correct,
+                        "accuracy": correct / images if images else None})
+    return {
+        "images": len(y),
+        "correct": {level: int((p.to_numpy() == y).sum()) for level, p in predicted.items()},
+        "sum_accuracy": {level: float((p.to_numpy() == y).mean()) for level, p in predicted.items()},
+        "per_sum": per_sum,
+        "confusion": confusion.tolist(),
+        "wrong_ids": [str(i) for i in truth.index[final != y]],
+    }
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), boxes as x1 y1 x2 y2."""
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def match_boxes(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray, threshold: float = IOU_THRESHOLD):
+    """Greedy matching, most confident prediction first, each to the unmatched true box of highest IoU
+    (at least `threshold`). Returns (prediction index, true box index) pairs."""
+    iou = iou_matrix(pred, truth)
+    free = np.ones(len(truth), bool)
+    pairs = []
+    for i in np.argsort(-conf, kind="stable"):
+        candidates = np.where(free & (iou[i] >= threshold), iou[i], -1.0)
+        if len(candidates) and candidates.max() >= 0:
+            j = int(np.argmax(candidates))
+            free[j] = False
+            pairs.append((int(i), j))
+    return pairs
+
+
+def box_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Recall, precision and digit accuracy of matched boxes, at each level of the ladder."""
+    detections = filtered.loc[~filtered["empty"].to_numpy(bool)]
+    truth_by_id = dict(tuple(truth.groupby("image_id")))
+    result = {"iou_threshold": IOU_THRESHOLD, "ground_truth_boxes": len(truth)}
+    for level, (digit_column, rows) in LEVELS.items():
+        counted = detections if rows == "all" else detections.loc[detections["kept"].to_numpy(bool)]
+        matched = correct = 0
+        for image_id, pred in counted.groupby("image_id"):
+            if image_id not in truth_by_id:
+                continue
+            true = truth_by_id[image_id]
+            pairs = match_boxes(pred[BOX_COLUMNS].to_numpy(np.float64), pred["det_conf"].to_numpy(np.float64),
+                                true[BOX_COLUMNS].to_numpy(np.float64))
+            matched += len(pairs)
+            correct += sum(int(pred[digit_column].iloc[i] == true["digit"].iloc[j]) for i, j in pairs)
+        result[level] = {
+            "detections": len(counted), "matched": matched, "correct_digits": correct,
+            "recall": matched / len(truth) if len(truth) else None,
+            "precision": matched / len(counted) if len(counted) else None,
+            "digit_accuracy": correct / matched if matched else None,
+        }
+    return result
+
+
+def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
+        boxes_csv: str | os.PathLike | None = None, images_dir: str | os.PathLike | None = None,
+        gallery_limit: int = 200, subset: bool = False) -> dict:
+    """Score a postprocess output (its directory, or the pair of tables) against `labels_csv`.
+
+    Writes `metrics.json` and `report.html` in `out_dir` and returns the metrics. `subset` allows labels for
+    more images than were predicted (scoring the first N train images against the whole train.csv).
+    """
+    if gallery_limit < 0:
+        raise UmnistError(f"gallery_limit={gallery_limit} must be >= 0")
+    filtered, submission, predictions_name = load_predictions(predictions)
+    truth = align(read_sums(labels_csv), submission, str(labels_csv), predictions_name, subset)
+    predicted = {}
+    for level, (digit_column, rows) in LEVELS.items():
+        mask = filtered["kept"].to_numpy(bool) if rows == "kept" else None
+        predicted[level] = digit_sums(filtered, digit_column, mask)
+    metrics = sum_metrics(truth, predicted)
+    metrics["boxes"] = None
+    if boxes_csv is not None:
+        truth_boxes = read_boxes(boxes_csv)
+        unknown = set(truth_boxes["image_id"]) - set(truth.index)
+        if subset:
+            truth_boxes = truth_boxes.loc[~truth_boxes["image_id"].isin(unknown)]
+        elif unknown:
+            raise UmnistError(f"{boxes_csv}: {len(unknown)} id(s) are not among the scored images, "
+                              f"e.g. {_example(unknown)}")
+        metrics["boxes"] = box_metrics(filtered, truth_boxes)
+    metrics["inputs"] = {"predictions": predictions_name, "labels": str(labels_csv),
+                         "boxes": None if boxes_csv is None else str(boxes_csv),
+                         "images": None if images_dir is None else str(images_dir)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", metrics)
+    from umnist.report import write_report  # imports OpenCV
+
+    sums = pd.DataFrame({"true": truth, **predicted})
+    write_report(out / "report.html", metrics, sums, filtered, images_dir, gallery_limit)
+    return metrics
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="accuracy of the predicted sums; metrics.json and report.html")
+    p.add_argument("--predictions", required=True, help="output directory of `umnist postprocess`")
+    p.add_argument("--labels", required=True, help="CSV id,digit_sum (the competition's train.csv)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--boxes", help="optional ground-truth boxes CSV id,digit,x1,y1,x2,y2")
+    p.add_argument("--images", help="directory of the images ({id}.jpeg/.jpg/.png) for the report's gallery")
+    p.add_argument("--gallery-limit", type=int, default=200, help="most wrong images drawn in the report")
+    p.add_argument("--subset", action="store_true", help="the labels may hold more ids than were predicted")
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args) -> int:
+    metrics = run(args.predictions, args.labels, args.out, args.boxes, args.images, args.gallery_limit,
+                  args.subset)
+    ladder = ", ".join(f"{level} {acc:.4%}" for level, acc in metrics["sum_accuracy"].items())
+    print(f"{metrics['images']} images: {ladder}; wrote {Path(args.out) / 'report.html'}")
+    return 0
