@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "umnist.config_cli",
     "umnist.postprocess",
     "umnist.score",
+    "umnist.local_run",
 ]
 
 
