@@ -38,21 +38,24 @@ def _gpu(task, cpu: str, memory: str):
 
 
 def build(parts: int = 4, classifier_gpu: bool = False, infer_gpu: bool = False,
-          cache_training: bool = False, s3_endpoint: str | None = CLUSTER_ENDPOINT):
+          cache_training: bool = False, retries: bool = True, s3_endpoint: str | None = CLUSTER_ENDPOINT):
     """The pipeline function. `parts`: parallel infer steps; `*_gpu`: request a GPU for those steps too
     (train-detector always has one); `cache_training`: let KFP reuse a trained model for identical inputs
-    (off: a rerun retrains); `s3_endpoint`: None in local runs, which use the caller's environment and have
-    no Kubernetes Secret."""
+    (off: a rerun retrains); `retries`: retry the network-touching steps (local runs turn them off: a
+    failure there is a bug, not the network); `s3_endpoint`: None in local runs, which use the caller's
+    environment and have no Kubernetes Secret."""
+
+    retry = RETRY if retries else {"num_retries": 0}
 
     @dsl.pipeline(name=NAME, description="UltraMNIST 1st-place solution: synth, YOLOv5 + EfficientNetV2, score")
     def umnist_pipeline(images: str, labels: str = "", boxes: str = "", profile: str = "tiny", mnist: str = "",
-                        seed: int = 0, detector_weights: str = "", classifier_weights: str = "",
+                        seed: int = -1, detector_weights: str = "", classifier_weights: str = "",
                         classifier_init_weights: str = ""):
         """images: URI (or local path) of the images to predict, a directory or shard set; labels: their
         `id,digit_sum` CSV, scored when given; boxes: optional `id,digit,x1,y1,x2,y2` ground truth;
-        *_weights: trained weights that skip that training step."""
+        seed: -1 = the profile's; *_weights: trained weights that skip that training step."""
         data = _store_access(synth(profile=profile, mnist=mnist, seed=seed), s3_endpoint)
-        data.set_caching_options(True).set_retry(**RETRY)
+        data.set_caching_options(True).set_retry(**retry)
 
         detector = train_detector(detection=data.outputs["detection"], profile=profile, weights=detector_weights)
         _gpu(_store_access(detector, s3_endpoint), cpu="8", memory="32G")
@@ -62,14 +65,14 @@ def build(parts: int = 4, classifier_gpu: bool = False, infer_gpu: bool = False,
         if classifier_gpu:
             _gpu(classifier, cpu="8", memory="32G")
         for task in (detector, classifier):
-            task.set_caching_options(cache_training).set_retry(**RETRY)
+            task.set_caching_options(cache_training).set_retry(**retry)
 
         scenes = dsl.importer(artifact_uri=images, artifact_class=dsl.Dataset, reimport=False)
         scenes.set_display_name("competition-images")
         with dsl.ParallelFor(list(range(parts)), name="image-parts") as part:
             predicted = infer(images=scenes.output, detector=detector.outputs["model"],
                               classifier=classifier.outputs["model"], part=part, parts=parts, profile=profile)
-            _store_access(predicted, s3_endpoint).set_retry(**RETRY).set_cpu_request("4").set_memory_request("8G")
+            _store_access(predicted, s3_endpoint).set_retry(**retry).set_cpu_request("4").set_memory_request("8G")
             if infer_gpu:
                 _gpu(predicted, cpu="4", memory="16G")
 
@@ -80,7 +83,7 @@ def build(parts: int = 4, classifier_gpu: bool = False, infer_gpu: bool = False,
             truth.set_display_name("labels")
             scored = score(predictions=filtered.outputs["predictions"], labels=truth.output, images=scenes.output,
                            boxes=boxes)
-            _store_access(scored, s3_endpoint).set_retry(**RETRY)
+            _store_access(scored, s3_endpoint).set_retry(**retry)
 
     return umnist_pipeline
 

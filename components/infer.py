@@ -1,5 +1,3 @@
-from typing import Optional
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
@@ -8,7 +6,7 @@ from components.images import CUDA_IMAGE
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
 def infer(images: Input[Dataset], detector: Input[Model], classifier: Input[Model], detections: Output[Dataset],
-          part: int = 0, parts: int = 1, profile: str = "tiny", overrides: Optional[dict] = None):
+          part: int = 0, parts: int = 1, profile: str = "tiny", overrides: dict = {}):
     """Detect and classify the digits of part `part` of `parts` of the images; write detections.parquet.
 
     `images` is read from its URI with umnist.storage (a directory or shard set, local or in the object

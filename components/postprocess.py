@@ -1,4 +1,4 @@
-from typing import List, Optional
+from typing import List
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -8,8 +8,8 @@ from components.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def postprocess(detections: Input[List[Dataset]], predictions: Output[Dataset], summary: Output[Metrics],
-                profile: str = "tiny", nested_threshold: Optional[float] = None, min_prob: Optional[float] = None,
-                overrides: Optional[dict] = None):
+                profile: str = "tiny", nested_threshold: float = -1.0, min_prob: float = -1.0,
+                overrides: dict = {}):
     """Collect the parts' detections, drop nested and unsure digits, sum per image (submission.csv)."""
     from umnist import postprocess as stage
     from umnist import steps

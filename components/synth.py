@@ -1,5 +1,3 @@
-from typing import Optional
-
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
@@ -8,13 +6,13 @@ from components.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Metrics], profile: str = "tiny",
-          mnist: str = "", seed: Optional[int] = None, scenes_train: Optional[int] = None,
-          scenes_val: Optional[int] = None, scene_size: Optional[int] = None, workers: int = 0,
-          overrides: Optional[dict] = None):
+          mnist: str = "", seed: int = -1, scenes_train: int = -1,
+          scenes_val: int = -1, scene_size: int = -1, workers: int = 0,
+          overrides: dict = {}):
     """Synthetic scenes (YOLO layout, for train-detector) and digit crops (for train-classifier).
 
     `mnist`: directory or object-store prefix of the MNIST idx files ("" = $UMNIST_MNIST_DIR).
-    None parameters take the profile's value; `overrides` sets any other `synth` config field.
+    Negative numbers take the profile's value; `overrides` sets any other `synth` config field.
     """
     import json
     import shutil

@@ -1,5 +1,3 @@
-from typing import Optional
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -9,7 +7,7 @@ from components.images import CUDA_IMAGE
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
 def train_classifier(crops: Input[Dataset], model: Output[Model], summary: Output[Metrics],
                      profile: str = "tiny", weights: str = "", init_weights: str = "",
-                     epochs: Optional[int] = None, overrides: Optional[dict] = None):
+                     epochs: int = -1, overrides: dict = {}):
     """The digit re-classifier on the crops; `model` holds best.pt, metrics.csv and confusion.csv.
 
     `weights` (a path or object-store URI of a classifier best.pt) skips training: it becomes the model.
@@ -28,9 +26,9 @@ def train_classifier(crops: Input[Dataset], model: Output[Model], summary: Outpu
             shutil.copyfile(storage.fetch(weights, work), out / "best.pt")
             model.metadata["supplied"] = weights
             return
-        from umnist import classifier
+        from umnist.classifier.train import train
 
-        classifier.train(crops.path, out, profile, init_weights=storage.fetch(init_weights, work)
+        train(crops.path, out, profile, init_weights=storage.fetch(init_weights, work)
                          if init_weights else None, **steps.given(overrides, epochs=epochs))
     for name, value in steps.last_epoch(out / "metrics.csv").items():
         summary.log_metric(name, value)

@@ -1,5 +1,3 @@
-from typing import Optional
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
@@ -8,8 +6,8 @@ from components.images import CUDA_IMAGE
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
 def train_detector(detection: Input[Dataset], model: Output[Model], summary: Output[Metrics],
-                   profile: str = "tiny", weights: str = "", epochs: Optional[int] = None,
-                   overrides: Optional[dict] = None):
+                   profile: str = "tiny", weights: str = "", epochs: int = -1,
+                   overrides: dict = {}):
     """YOLOv5 on the synthetic scenes; `model` holds weights/best.pt and metrics.csv.
 
     `weights` (a path or object-store URI of a YOLOv5 checkpoint) skips training: it becomes the model.

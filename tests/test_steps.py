@@ -77,7 +77,7 @@ def test_fetch_named_gets_only_those(kind, image_dir, tmp_path, request):
 
 def test_given_drops_unset_values():
     assert steps.given({"a": 1, "seed": 5}, seed=None, scenes=3) == {"a": 1, "seed": 5, "scenes": 3}
-    assert steps.given(None, seed=0) == {"seed": 0}
+    assert steps.given(None, seed=0, epochs=-1, min_prob=-1.0) == {"seed": 0}
 
 
 def test_last_epoch(tmp_path):

@@ -18,9 +18,12 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
 def given(extra: dict | None = None, **named) -> dict:
-    """Config overrides from a component's parameters: the named ones that are set (None = the profile's
-    value), on top of the free-form `extra` mapping."""
-    return {**(extra or {}), **{name: value for name, value in named.items() if value is not None}}
+    """Config overrides from a component's parameters: the named ones that are set, on top of the free-form
+    `extra` mapping. None or a negative number means "the profile's value" (KFP's local runner cannot pass
+    None for an optional number, so components use -1)."""
+    unset = {name for name, value in named.items()
+             if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value < 0)}
+    return {**(extra or {}), **{name: value for name, value in named.items() if name not in unset}}
 
 
 def is_image(name: str) -> bool:
