@@ -43,7 +43,6 @@ compile: ## write the KFP pipeline YAML: make compile [PIPELINE_YAML=f] [PARTS=4
 demo: ## the whole pipeline locally (KFP local runner), tiny profile, scored: make demo [OUT=runs/demo]
 	$(PY) -m umnist run --profile $(PROFILE) --out $(or $(OUT),runs/demo) --mnist $(or $(MNIST),../shared/data/mnist)
 
-.PHONY: help install test lint synth bench-synth compile demo
 images: ## build the CPU and CUDA images with docker (from images/)
 	docker build -f images/Dockerfile.cpu -t $(CPU_IMAGE) .
 	docker build -f images/Dockerfile.cuda -t $(CUDA_IMAGE) .
@@ -59,4 +58,4 @@ kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines wi
 kind-load: ## copy the built images into the kind cluster's nodes (no registry needed)
 	kind load docker-image $(CPU_IMAGE) $(CUDA_IMAGE) --name $(KIND_CLUSTER)
 
-.PHONY: help install test lint images kind-up kind-load
+.PHONY: help install test lint synth bench-synth compile demo images kind-up kind-load

@@ -29,5 +29,5 @@ def infer(images: Input[Dataset], detector: Input[Model], classifier: Input[Mode
         from umnist import infer as stage
 
         stage.run(local, Path(detector.path) / "weights" / "best.pt", Path(classifier.path) / "best.pt",
-                  Path(work) / "out", profile, **steps.given(overrides))
+                  Path(work) / "out", profile, progress=False, **steps.given(overrides))
         shutil.copyfile(Path(work) / "out" / "detections.parquet", detections.path)

@@ -40,3 +40,26 @@ def s3_uri(s3_server, monkeypatch, request) -> str:
     for name in ("AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "UMNIST_S3_SECURE"):
         monkeypatch.delenv(name, raising=False)
     return f"s3://{BUCKET}/{re.sub(r'[^A-Za-z0-9._-]+', '-', request.node.name)}"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(mnist_dir, tmp_path_factory) -> Path:
+    """The `tiny` profile's synthetic data set from the real synth stage (about a second)."""
+    from umnist import synth
+
+    return synth.run(tmp_path_factory.mktemp("synth") / "data", "tiny", mnist=mnist_dir, workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_crops(tiny_data) -> Path:
+    """The `tiny` profile's crop set."""
+    return tiny_data / "crops"
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_crops, tmp_path_factory) -> tuple[Path, dict]:
+    """A classifier trained with the whole `tiny` profile (about 20 s on 2 cores): its folder and summary."""
+    from umnist.classifier.train import train
+
+    out = tmp_path_factory.mktemp("classifier") / "run"
+    return out, train(tiny_crops, out, "tiny")

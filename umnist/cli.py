@@ -15,10 +15,13 @@ from umnist.errors import UmnistError
 # Modules that register commands, in the order `umnist --help` lists them.
 COMMAND_MODULES = [
     "umnist.mnist_cli",
-    "umnist.synth.cli",
     "umnist.config_cli",
+    "umnist.synth.cli",
+    "umnist.classifier.cli",
+    "umnist.infer",
     "umnist.postprocess",
     "umnist.score",
+    "umnist.predict",
     "umnist.local_run",
 ]
 

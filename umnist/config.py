@@ -31,6 +31,8 @@ REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # The sections a profile may hold: stage section -> "module:ConfigClass". Keys starting with "_" are notes.
 SECTIONS: dict[str, str] = {
     "synth": "umnist.synth.config:SynthConfig",
+    "classifier": "umnist.classifier.config:ClassifierConfig",
+    "infer": "umnist.infer:InferConfig",
     "postprocess": "umnist.postprocess:PostprocessConfig",
 }
 
@@ -155,9 +157,17 @@ def resolve(cls, section: str, profile: str | os.PathLike = "tiny", **overrides)
 
 
 def save(cfg, section: str, out_dir: str | os.PathLike, profile: str | os.PathLike, **extra) -> Path:
-    """Write the resolved config as `config.yaml` in `out_dir`; it is itself a valid profile."""
-    doc = {"_profile": str(profile), **extra, section: to_dict(cfg)}
-    return write_yaml(Path(out_dir) / "config.yaml", doc)
+    """Write the resolved config into `config.yaml` in `out_dir`; it is itself a valid profile.
+
+    Stages that share an output directory (infer, then postprocess, in `umnist predict`) each add their
+    section to the same file; notes about the run (`extra`) are kept under `_<section>`.
+    """
+    path = Path(out_dir) / "config.yaml"
+    doc = load_profile(path) if path.is_file() else {}
+    doc.update({"_profile": str(profile), section: to_dict(cfg)})
+    if extra:
+        doc[f"_{section}"] = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
+    return write_yaml(path, doc)
 
 
 def to_dict(cfg) -> dict:

@@ -1,0 +1,190 @@
+"""`train`: fit the digit classifier on the crop set, validating after every epoch.
+
+Outputs in `out_dir` (docs/formats.md): `best.pt` (highest validation accuracy), `last.pt` (+ optimizer and
+resume state), `metrics.csv` (one row per epoch), `confusion.csv` (10x10 on val for the best weights),
+`summary.json` (why it stopped, best epoch, speed) and `config.yaml`. A run stops when its epochs are done or
+when `max_minutes` would be exceeded by the next step plus a validation; `resume=True` continues from
+`last.pt` with the run's own `config.yaml` (keyword overrides still apply, e.g. more epochs or minutes).
+"""
+
+import csv
+import io
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from umnist import config
+from umnist.classifier.config import ClassifierConfig
+from umnist.classifier.data import CropStream, read_index
+from umnist.classifier.model import DigitNet, default_device, load_init_weights, read_checkpoint, save_weights
+from umnist.classifier.predict import autocast
+from umnist.errors import UmnistError
+from umnist.fileio import write_json, write_text
+
+METRICS_FIELDS = ["epoch", "loss", "val_accuracy", "lr", "seconds", "images_per_s", "images"]
+
+
+def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny",
+          init_weights: str | os.PathLike | None = None, resume: bool = False, **overrides) -> dict:
+    """Train on `crops_dir` (a synth `crops/` folder) into `out_dir`; returns the summary written there."""
+    started = time.monotonic()
+    out = Path(out_dir)
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UmnistError(f"{out / 'last.pt'}: nothing to resume")
+        profile = out / "config.yaml"
+    elif (out / "last.pt").is_file():
+        raise UmnistError(f"{out}: holds a run already (last.pt); pass --resume or choose another --out")
+    cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
+    train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
+    config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
+                _init_weights=str(init_weights) if init_weights else None)
+
+    device = default_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = DigitNet(cfg.arch, cfg.img_size)
+    if init_weights and not resume:
+        print(load_init_weights(model, init_weights))
+    optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr_at(0))
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0}
+    rows: list[dict] = []
+    if resume:
+        last = read_checkpoint(out / "last.pt")
+        model.net.load_state_dict(last["state_dict"])
+        optimizer.load_state_dict(last["optimizer"])
+        state.update(last["resume"])
+        rows = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) <= state["epoch"]]
+    model.to(device)
+    fast = device.type == "cuda" and cfg.amp
+    if fast:
+        model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+
+    workers = (os.cpu_count() or 1) if cfg.workers == -1 else cfg.workers
+    loader_args = {"num_workers": workers, "pin_memory": device.type == "cuda",
+                   "persistent_workers": workers > 0}
+    stream = iter(DataLoader(CropStream(train_shards, cfg, train=True, first_pass=state["epoch"]),
+                             batch_size=cfg.batch, **loader_args))
+    val_loader = DataLoader(CropStream(val_shards, cfg, train=False), batch_size=cfg.batch * 2, **loader_args)
+    val_count = sum(s.count for s in val_shards)
+    steps = math.ceil((cfg.epoch_images or sum(s.count for s in train_shards)) / cfg.batch)
+    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
+    val_seconds = None
+    stop_reason = "epochs"
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    for epoch in range(state["epoch"], cfg.epochs):
+        lr = cfg.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        epoch_start = time.monotonic()
+        loss_sum, seen = torch.zeros((), device=device), 0
+        for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
+            need = _val_estimate(val_seconds, val_count, seen, epoch_start)
+            if deadline and time.monotonic() + need > deadline:
+                stop_reason = "max_minutes"
+                break
+            images, labels = next(stream)
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            if fast:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device, cfg.amp):
+                loss = loss_fn(model(images).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(labels)
+            seen += len(labels)
+        if not seen:
+            break
+        train_seconds = time.monotonic() - epoch_start
+        accuracy, confusion, val_seconds = evaluate(model, val_loader, device, fast)
+        rows.append({"epoch": epoch + 1, "loss": round(loss_sum.item() / seen, 5),
+                     "val_accuracy": round(accuracy, 5), "lr": lr,
+                     "seconds": round(train_seconds + val_seconds, 2),
+                     "images_per_s": round(seen / train_seconds, 1), "images": seen})
+        state["epoch"] = epoch + 1
+        state["seconds"] += train_seconds + val_seconds
+        print(f"epoch {epoch + 1}/{cfg.epochs}: loss {rows[-1]['loss']:.4f}, val accuracy {accuracy:.4f}, "
+              f"lr {lr:g}, {rows[-1]['images_per_s']} images/s", flush=True)
+        if accuracy > state["best_accuracy"]:
+            state.update(best_accuracy=accuracy, best_epoch=epoch + 1)
+            save_weights(out / "best.pt", model, meta={"epoch": epoch + 1, "val_accuracy": accuracy,
+                                                       "config": config.to_dict(cfg)})
+            _write_confusion(out / "confusion.csv", confusion)
+        save_weights(out / "last.pt", model, meta={"epoch": epoch + 1, "val_accuracy": accuracy,
+                                                   "config": config.to_dict(cfg)},
+                     optimizer=optimizer.state_dict(), resume=dict(state))
+        _write_metrics(out / "metrics.csv", rows)
+        if stop_reason != "epochs":
+            break
+
+    speeds = [float(r["images_per_s"]) for r in rows]
+    summary = {"stop_reason": stop_reason, "epochs_done": state["epoch"], "epochs": cfg.epochs,
+               "best_epoch": state["best_epoch"], "best_val_accuracy": state["best_accuracy"],
+               "seconds": round(time.monotonic() - started, 1),
+               "train_seconds_total": round(state["seconds"], 1),
+               "images_per_s": round(float(np.median(speeds)), 1) if speeds else None,
+               "device": str(device), "amp": fast}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _val_estimate(val_seconds: float | None, val_count: int, seen: int, epoch_start: float) -> float:
+    """Seconds the next validation will take: the last one's, else guessed from the training speed
+    (inference runs about 3x faster than a training step per image), plus a margin for saving weights."""
+    if val_seconds is not None:
+        return val_seconds * 1.2 + 2
+    if not seen:
+        return 0.0
+    return val_count / (3 * seen / (time.monotonic() - epoch_start)) + 2
+
+
+@torch.inference_mode()
+def evaluate(model: DigitNet, loader: DataLoader, device: torch.device, fast: bool
+             ) -> tuple[float, np.ndarray, float]:
+    """Accuracy, the 10x10 confusion matrix (rows = true digit) and the seconds it took, over one pass."""
+    start = time.monotonic()
+    model.eval()
+    confusion = torch.zeros(100, dtype=torch.int64, device=device)
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        if fast:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, fast):
+            predicted = model(images).argmax(dim=1)
+        confusion += torch.bincount(labels.to(device) * 10 + predicted, minlength=100)
+    confusion = confusion.view(10, 10).cpu().numpy()
+    total = confusion.sum()
+    if not total:
+        raise UmnistError("the val split holds no images")
+    return float(np.trace(confusion) / total), confusion, time.monotonic() - start
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRICS_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_confusion(path: Path, confusion: np.ndarray) -> None:
+    lines = ["true," + ",".join(str(d) for d in range(10))]
+    lines += [f"{d}," + ",".join(str(int(v)) for v in row) for d, row in enumerate(confusion)]
+    write_text(path, "\n".join(lines) + "\n")

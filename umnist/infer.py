@@ -1,0 +1,254 @@
+"""The infer stage: detect digits on full images, cut square crops, re-classify them with invert TTA.
+
+    from umnist import infer
+    infer.run("train/", "detector/weights/best.pt", "classifier/best.pt", "out", profile="full")
+
+Writes `out/detections.parquet` (docs/formats.md): a row per detection and an `empty` row per image without
+one, so no id is lost. Streams: images are decoded ahead by threads while the models work, results go to small
+part files (so memory stays flat and a killed run resumes where it stopped), then into one table.
+"""
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from umnist import config, storage
+from umnist.config import opt
+from umnist.crops import cut_squares
+from umnist.errors import UmnistError
+from umnist.fileio import atomic_path, write_json
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+PROB_COLUMNS = [f"p{d}" for d in range(10)]
+SCHEMA = pa.schema([
+    ("image_id", pa.string()), ("empty", pa.bool_()),
+    ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
+    ("det_conf", pa.float32()), ("det_class", pa.int16()), ("cls_digit", pa.int16()), ("cls_prob", pa.float32()),
+    *[(c, pa.float32()) for c in PROB_COLUMNS],
+    ("width", pa.int32()), ("height", pa.int32()), ("error", pa.string()),
+])
+
+
+@dataclass
+class InferConfig:
+    batch_images: int = opt(4, "images per detector forward: 4 x 2560^2 fits any datacenter GPU; CPU gains nothing")
+    prefetch: int = opt(8, "images decoded ahead by background threads, so decoding overlaps the model work")
+    decode_threads: int = opt(2, "threads decoding JPEGs (OpenCV releases the GIL while decoding)")
+    classify_batch: int = opt(256, "crops per classifier forward (x2 with the inverted copies)")
+    part_images: int = opt(500, "images per part file: the unit of resume, and the memory held at a time")
+    shard: int = opt(0, "which shard of the sorted image list this run does (0-based), for parallel pods")
+    shards: int = opt(1, "how many shards the image list is split into (image i goes to shard i % shards)")
+    bad_images: Literal["skip", "fail"] = opt(
+        "skip", "an unreadable image: 'skip' records it (error column, empty row, predicted sum 0) and goes on, "
+        "so a 28,000-image run never dies on one file; 'fail' stops with its name")
+    device: str = opt("auto", "torch device: 'auto' = the GPU when there is one, else the CPU")
+
+    def check(self) -> list[str]:
+        problems = [f"{name}={getattr(self, name)} must be at least 1" for name in
+                    ("batch_images", "prefetch", "decode_threads", "classify_batch", "part_images", "shards")
+                    if getattr(self, name) < 1]
+        if not 0 <= self.shard < max(self.shards, 1):
+            problems.append(f"shard={self.shard} must be within 0..{self.shards - 1}")
+        return problems
+
+
+def list_images(images_dir: Path) -> list[Path]:
+    """The images of a directory, sorted by id (file stem); a clear error when there are none."""
+    if not images_dir.is_dir():
+        raise UmnistError(f"{images_dir}: not a directory of images")
+    paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise UmnistError(f"{images_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        duplicate = next(s for s in stems if stems.count(s) > 1)
+        raise UmnistError(f"{images_dir}: two images share the id '{duplicate}'")
+    return paths
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """The image as 8-bit grayscale (colour, RGBA and 16-bit files are converted); UmnistError if unreadable."""
+    if path.stat().st_size == 0:
+        raise UmnistError(f"{path}: empty file")
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None or image.size == 0:
+        raise UmnistError(f"{path}: not a readable image (corrupt, truncated or not an image)")
+    if min(image.shape) < 8:
+        raise UmnistError(f"{path}: image of {image.shape[1]}x{image.shape[0]} px is too small")
+    return image
+
+
+def decoded(paths: list[Path], cfg: InferConfig, seconds: list[float]) -> Iterator[tuple[Path, np.ndarray | None, str]]:
+    """(path, image or None, error) in order, decoding up to `prefetch` images ahead in threads.
+    The decoding time is added to `seconds[0]`."""
+    def load(path):
+        start = time.perf_counter()
+        try:
+            return path, read_gray(path), ""
+        except UmnistError as exc:
+            return path, None, str(exc)
+        finally:
+            seconds[0] += time.perf_counter() - start
+
+    with ThreadPoolExecutor(cfg.decode_threads) as pool:
+        pending = []
+        for path in paths:
+            pending.append(pool.submit(load, path))
+            if len(pending) > cfg.prefetch:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def _rows(image_id: str, shape, boxes, probs, error: str = "") -> dict[str, list]:
+    """Table rows (column -> values) for one image; `boxes` is (n, 6): x1 y1 x2 y2 conf class."""
+    height, width = shape if shape is not None else (0, 0)
+    n = len(boxes)
+    if n == 0:
+        nan = [float("nan")]
+        row = {"image_id": [image_id], "empty": [True], "x1": nan, "y1": nan, "x2": nan, "y2": nan,
+               "det_conf": nan, "det_class": [-1], "cls_digit": [-1], "cls_prob": nan,
+               **{c: nan for c in PROB_COLUMNS}}
+    else:
+        digits = probs.argmax(axis=1)
+        row = {"image_id": [image_id] * n, "empty": [False] * n,
+               **{c: boxes[:, i].tolist() for i, c in enumerate(("x1", "y1", "x2", "y2", "det_conf"))},
+               "det_class": boxes[:, 5].astype(int).tolist(), "cls_digit": digits.tolist(),
+               "cls_prob": probs[np.arange(n), digits].tolist(),
+               **{c: probs[:, d].tolist() for d, c in enumerate(PROB_COLUMNS)}}
+    count = len(row["image_id"])
+    return {**row, "width": [width] * count, "height": [height] * count, "error": [error] * count}
+
+
+def _merge(tables: list[dict[str, list]]) -> pa.Table:
+    merged = {name: [v for t in tables for v in t[name]] for name in SCHEMA.names}
+    return pa.table(merged, schema=SCHEMA)
+
+
+class Models:
+    """The detector and the classifier, loaded once; `seconds` adds up the time spent in each."""
+
+    def __init__(self, detector_weights, classifier_weights, profile, device: str):
+        from umnist.classifier import load_classifier
+        from umnist.detector import Detector
+
+        self.detector = Detector.from_profile(detector_weights, profile, device=device)
+        self.classifier = load_classifier(classifier_weights, device=device)
+        self.seconds = {"detect": 0.0, "crop_classify": 0.0}
+
+    def __call__(self, images: list[np.ndarray], classify_batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per image: boxes (n, 6) as x1 y1 x2 y2 conf class in original pixels, and TTA probabilities (n, 10)."""
+        from umnist.classifier import predict
+
+        start = time.perf_counter()
+        detections = [np.column_stack([d.boxes, d.conf, d.cls]) for d in self.detector.detect(images)]
+        middle = time.perf_counter()
+        crop_side = self.classifier.img_size
+        crops = [cut_squares(image, boxes[:, :4], crop_side) for image, boxes in zip(images, detections, strict=True)]
+        flat = np.concatenate(crops)
+        probs = predict(self.classifier, flat, batch_size=classify_batch) if len(flat) else np.zeros((0, 10))
+        self.seconds["detect"] += middle - start
+        self.seconds["crop_classify"] += time.perf_counter() - middle
+        split = np.cumsum([len(c) for c in crops])[:-1]
+        return list(zip(detections, np.split(probs, split), strict=True))
+
+
+def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifier_weights: str | os.PathLike,
+        out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny", resume: bool = False,
+        progress: bool = True, **overrides) -> Path:
+    """Detect and classify every image of `images` (a directory or object-store prefix) into
+    `out_dir/detections.parquet`; with `resume`, images already in finished part files are not redone."""
+    cfg = config.resolve(InferConfig, "infer", profile, **overrides)
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
+        images_dir = storage.fetch(images, work, require_marker=False)
+        paths = list_images(images_dir)[cfg.shard::cfg.shards]
+        parts = out / ".parts"
+        if parts.exists() and not resume:
+            for stale in parts.glob("*.parquet"):
+                stale.unlink()
+        parts.mkdir(parents=True, exist_ok=True)
+        done = {p.stem for p in parts.glob("*.parquet")}
+        chunks = [paths[i:i + cfg.part_images] for i in range(0, len(paths), cfg.part_images)]
+        todo = [(k, chunk) for k, chunk in enumerate(chunks) if f"part-{k:05d}" not in done]
+        models = Models(detector_weights, classifier_weights, profile, cfg.device) if todo else None
+        started, decode_seconds = time.perf_counter(), [0.0]
+        bar = tqdm(total=len(paths), initial=len(paths) - sum(len(c) for _, c in todo), desc="infer",
+                   unit="img", disable=not progress)
+        for k, chunk in todo:
+            tables = []
+            batch: list[tuple[Path, np.ndarray]] = []
+            for path, image, error in decoded(chunk, cfg, decode_seconds):
+                if image is None:
+                    if cfg.bad_images == "fail":
+                        raise UmnistError(error)
+                    tqdm.write(f"umnist infer: skipped {error}")
+                    tables.append(_rows(path.stem, None, np.zeros((0, 6)), None, error))
+                    bar.update()
+                    continue
+                batch.append((path, image))
+                if len(batch) == cfg.batch_images:
+                    tables += _infer_batch(models, batch, cfg)
+                    bar.update(len(batch))
+                    batch = []
+            if batch:
+                tables += _infer_batch(models, batch, cfg)
+                bar.update(len(batch))
+            with atomic_path(parts / f"part-{k:05d}.parquet") as tmp:
+                pq.write_table(_merge(tables), tmp)
+        bar.close()
+        if models is not None:
+            elapsed = time.perf_counter() - started
+            done_now = sum(len(c) for _, c in todo)
+            write_json(out / "infer_stats.json", {
+                "images": done_now, "seconds": round(elapsed, 3), "images_per_s": round(done_now / elapsed, 3),
+                **{f"{k}_seconds": round(v, 3) for k, v in models.seconds.items()},
+                "decode_seconds_in_threads": round(decode_seconds[0], 3)})
+        with atomic_path(out / "detections.parquet") as tmp:
+            with pq.ParquetWriter(tmp, SCHEMA) as writer:
+                for k in range(len(chunks)):
+                    writer.write_table(pq.read_table(parts / f"part-{k:05d}.parquet", schema=SCHEMA))
+        for part in parts.glob("*.parquet"):
+            part.unlink()
+        parts.rmdir()
+        config.save(cfg, "infer", out, profile, detector_weights=str(detector_weights),
+                    classifier_weights=str(classifier_weights), images=str(images))
+    return out / "detections.parquet"
+
+
+def _infer_batch(models: Models, batch: list[tuple[Path, np.ndarray]], cfg: InferConfig) -> list[dict]:
+    results = models([image for _, image in batch], cfg.classify_batch)
+    return [_rows(path.stem, image.shape, boxes, probs)
+            for (path, image), (boxes, probs) in zip(batch, results, strict=True)]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("infer", help="detect and re-classify the digits of every image: detections.parquet")
+    p.add_argument("--images", required=True, help="directory or object-store prefix of {id}.jpeg/.jpg/.png")
+    p.add_argument("--detector", required=True, help="detector weights (YOLOv5 checkpoint, e.g. weights/best.pt)")
+    p.add_argument("--classifier", required=True, help="classifier weights (best.pt of train-classifier)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--resume", action="store_true", help="keep the finished part files of a killed run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    config.add_arguments(p, InferConfig)
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args) -> int:
+    path = run(args.images, args.detector, args.classifier, args.out, args.profile, resume=args.resume,
+               progress=not args.no_progress, **config.overrides_from_args(args))
+    table = pq.read_table(path, columns=["image_id", "empty"])
+    print(f"{len(set(table['image_id'].to_pylist()))} images, "
+          f"{table.num_rows - sum(table['empty'].to_pylist())} detections; wrote {path}")
+    return 0

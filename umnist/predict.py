@@ -1,0 +1,53 @@
+"""`umnist predict`: the whole prediction in one command — infer, postprocess and (with labels) score.
+
+    umnist predict --detector D --classifier C --images DIR --out OUT [--labels train.csv] [--boxes boxes.csv]
+
+Writes in OUT: detections.parquet, detections_filtered.parquet, submission.csv, config.yaml and, with labels,
+metrics.json and report.html.
+"""
+
+import os
+from pathlib import Path
+
+from umnist import infer, postprocess, score
+
+
+def run(detector: str | os.PathLike, classifier: str | os.PathLike, images: str | os.PathLike,
+        out_dir: str | os.PathLike, labels: str | os.PathLike | None = None, boxes: str | os.PathLike | None = None,
+        profile: str | os.PathLike = "tiny", resume: bool = False, progress: bool = True,
+        subset: bool = False, **infer_overrides) -> dict | None:
+    """Run the three stages into `out_dir`; return the metrics when `labels` is given."""
+    out = Path(out_dir)
+    detections = infer.run(images, detector, classifier, out, profile, resume=resume, progress=progress,
+                           **infer_overrides)
+    postprocess.run(detections, out, profile)
+    if labels is None:
+        return None
+    images_dir = None if infer.storage.is_remote(images) else images
+    return score.run(out, labels, out, boxes_csv=boxes, images_dir=images_dir, subset=subset)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="infer + postprocess (+ score with --labels): submission.csv, report.html")
+    p.add_argument("--detector", required=True, help="detector weights (YOLOv5 checkpoint)")
+    p.add_argument("--classifier", required=True, help="classifier weights (best.pt of train-classifier)")
+    p.add_argument("--images", required=True, help="directory or object-store prefix of {id}.jpeg/.jpg/.png")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--labels", help="CSV id,digit_sum to score against (the competition's train.csv)")
+    p.add_argument("--boxes", help="optional ground-truth boxes CSV id,digit,x1,y1,x2,y2 (needs --labels)")
+    p.add_argument("--subset", action="store_true", help="the labels may hold more ids than were predicted")
+    p.add_argument("--profile", default="tiny", help="profile name in configs/ or a YAML path")
+    p.add_argument("--resume", action="store_true", help="keep the finished part files of a killed run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args) -> int:
+    metrics = run(args.detector, args.classifier, args.images, args.out, args.labels, args.boxes, args.profile,
+                  args.resume, not args.no_progress, args.subset)
+    out = Path(args.out)
+    print(f"wrote {out / 'submission.csv'}")
+    if metrics is not None:
+        ladder = ", ".join(f"{level} {acc:.2%}" for level, acc in metrics["sum_accuracy"].items())
+        print(f"sum accuracy on {metrics['images']} images: {ladder}; report: {out / 'report.html'}")
+    return 0
