@@ -33,7 +33,15 @@ bench-synth: ## scenes per second of the synth stage at 2560 and 256, 1 and 2 wo
 	$(PY) bench/synth_speed.py
 
 lint: ## ruff over the package, tests, components and scripts
-	$(VENV)/bin/ruff check umnist tests bench
+	$(VENV)/bin/ruff check umnist tests bench components pipeline.py
+
+PIPELINE_YAML ?= umnist-pipeline.yaml
+PARTS ?= 4
+compile: ## write the KFP pipeline YAML: make compile [PIPELINE_YAML=f] [PARTS=4] [CPU_IMAGE=..] [CUDA_IMAGE=..]
+	UMNIST_CPU_IMAGE=$(CPU_IMAGE) UMNIST_CUDA_IMAGE=$(CUDA_IMAGE) $(PY) pipeline.py --out $(PIPELINE_YAML) --parts $(PARTS)
+
+demo: ## the whole pipeline locally (KFP local runner), tiny profile, scored: make demo [OUT=runs/demo]
+	$(PY) -m umnist run --profile $(PROFILE) --out $(or $(OUT),runs/demo) --mnist $(or $(MNIST),../shared/data/mnist)
 
 images: ## build the CPU and CUDA images with docker (from images/)
 	docker build -f images/Dockerfile.cpu -t $(CPU_IMAGE) .
@@ -50,4 +58,4 @@ kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines wi
 kind-load: ## copy the built images into the kind cluster's nodes (no registry needed)
 	kind load docker-image $(CPU_IMAGE) $(CUDA_IMAGE) --name $(KIND_CLUSTER)
 
-.PHONY: help install test lint synth bench-synth images kind-up kind-load
+.PHONY: help install test lint synth bench-synth compile demo images kind-up kind-load

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "umnist.postprocess",
     "umnist.score",
     "umnist.predict",
+    "umnist.local_run",
 ]
 
 

@@ -1,0 +1,33 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components.images import CUDA_IMAGE
+
+
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
+def infer(images: Input[Dataset], detector: Input[Model], classifier: Input[Model], detections: Output[Dataset],
+          part: int = 0, parts: int = 1, profile: str = "tiny", overrides: dict = {}):
+    """Detect and classify the digits of part `part` of `parts` of the images; write detections.parquet.
+
+    `images` is read from its URI with umnist.storage (a directory or shard set, local or in the object
+    store), fetching only this part's files or shards.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+
+    from umnist import steps
+    from umnist.postprocess import DETECTION_COLUMNS
+
+    with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
+        local = Path(work) / "images"
+        if not steps.fetch_part(images.uri, part, parts, local):
+            pd.DataFrame(columns=DETECTION_COLUMNS).to_parquet(detections.path, index=False)
+            return
+        from umnist import infer as stage
+
+        stage.run(local, Path(detector.path) / "weights" / "best.pt", Path(classifier.path) / "best.pt",
+                  Path(work) / "out", profile, progress=False, **steps.given(overrides))
+        shutil.copyfile(Path(work) / "out" / "detections.parquet", detections.path)

@@ -1,0 +1,37 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Metrics, Output
+
+from components.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Metrics], profile: str = "tiny",
+          mnist: str = "", seed: int = -1, scenes_train: int = -1,
+          scenes_val: int = -1, scene_size: int = -1, workers: int = 0,
+          overrides: dict = {}):
+    """Synthetic scenes (YOLO layout, for train-detector) and digit crops (for train-classifier).
+
+    `mnist`: directory or object-store prefix of the MNIST idx files ("" = $UMNIST_MNIST_DIR).
+    Negative numbers take the profile's value; `overrides` sets any other `synth` config field.
+    """
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from umnist import steps, storage
+    from umnist import synth as stage
+
+    with tempfile.TemporaryDirectory(prefix="umnist-synth-") as work:
+        mnist_dir = storage.fetch(mnist, work, require_marker=False) if mnist else None
+        out = stage.run(Path(work) / "data", profile, mnist_dir, workers=workers or None, progress=False,
+                        **steps.given(overrides, seed=seed, scenes_train=scenes_train, scenes_val=scenes_val,
+                                      scene_size=scene_size))
+        steps.copy_tree(out / "detection", detection.path)
+        steps.copy_tree(out / "crops", crops.path)
+        for name in ("manifest.json", "config.yaml"):
+            shutil.copyfile(out / name, Path(detection.path) / name)
+        manifest = json.loads((out / "manifest.json").read_text())
+    for split, counts in manifest["splits"].items():
+        for key in ("scenes", "empty_scenes", "digits", "crops"):
+            summary.log_metric(f"{split}_{key}", counts[key])

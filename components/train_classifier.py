@@ -1,0 +1,34 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.images import CUDA_IMAGE
+
+
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
+def train_classifier(crops: Input[Dataset], model: Output[Model], summary: Output[Metrics],
+                     profile: str = "tiny", weights: str = "", init_weights: str = "",
+                     epochs: int = -1, overrides: dict = {}):
+    """The digit re-classifier on the crops; `model` holds best.pt, metrics.csv and confusion.csv.
+
+    `weights` (a path or object-store URI of a classifier best.pt) skips training: it becomes the model.
+    `init_weights` starts training from them (e.g. ImageNet weights; nothing downloads at run time).
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from umnist import steps, storage
+
+    out = Path(model.path)
+    with tempfile.TemporaryDirectory(prefix="umnist-weights-") as work:
+        if weights:
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(storage.fetch(weights, work), out / "best.pt")
+            model.metadata["supplied"] = weights
+            return
+        from umnist.classifier.train import train
+
+        train(crops.path, out, profile, init_weights=storage.fetch(init_weights, work)
+                         if init_weights else None, **steps.given(overrides, epochs=epochs))
+    for name, value in steps.last_epoch(out / "metrics.csv").items():
+        summary.log_metric(name, value)

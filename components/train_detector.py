@@ -1,0 +1,32 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components.images import CUDA_IMAGE
+
+
+@dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
+def train_detector(detection: Input[Dataset], model: Output[Model], summary: Output[Metrics],
+                   profile: str = "tiny", weights: str = "", epochs: int = -1,
+                   overrides: dict = {}):
+    """YOLOv5 on the synthetic scenes; `model` holds weights/best.pt and metrics.csv.
+
+    `weights` (a path or object-store URI of a YOLOv5 checkpoint) skips training: it becomes the model.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from umnist import steps, storage
+
+    out = Path(model.path)
+    if weights:
+        with tempfile.TemporaryDirectory(prefix="umnist-weights-") as work:
+            (out / "weights").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(storage.fetch(weights, work), out / "weights" / "best.pt")
+        model.metadata["supplied"] = weights
+        return
+    from umnist import detector
+
+    detector.train(detection.path, out, profile, **steps.given(overrides, epochs=epochs))
+    for name, value in steps.last_epoch(out / "metrics.csv").items():
+        summary.log_metric(name, value)

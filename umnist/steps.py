@@ -1,0 +1,144 @@
+"""Plumbing the pipeline's components share, kept here (tested, KFP-free) so each component stays a few lines.
+
+A KFP lightweight component is serialised into the compiled YAML as its function's source alone, so every
+helper it calls must be importable from the image: that is this module.
+"""
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from umnist import shards, storage
+from umnist.errors import UmnistError
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def given(extra: dict | None = None, **named) -> dict:
+    """Config overrides from a component's parameters: the named ones that are set, on top of the free-form
+    `extra` mapping. None or a negative number means "the profile's value" (KFP's local runner cannot pass
+    None for an optional number, so components use -1)."""
+    unset = {name for name, value in named.items()
+             if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value < 0)}
+    return {**(extra or {}), **{name: value for name, value in named.items() if name not in unset}}
+
+
+def is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def fetch_part(source: str | os.PathLike, part: int, parts: int, dest: str | os.PathLike) -> list[str]:
+    """Copy part `part` of `parts` of the images at `source` into the directory `dest`; return their names.
+
+    `source` is a local directory or an object-store prefix holding image files ({id}.jpeg|.jpg|.png), or a
+    shard set (umnist.shards: index.json + tar shards), locally or in the store. A shard set is split by
+    whole shards (shard k goes to part k mod parts), so each part fetches only its own shards; a plain set
+    of files is split by sorted name (file i goes to part i mod parts). A part may be empty.
+    """
+    if not 0 <= part < parts:
+        raise UmnistError(f"part {part} is outside 0..{parts - 1}")
+    dest = Path(dest)
+    if _is_shard_set(source):
+        names = [entry["name"] for entry in shards.read_index(source)["shards"]]
+        mine = names[part::parts]
+        if not mine:
+            dest.mkdir(parents=True, exist_ok=True)
+            return []
+        return sorted(p.name for p in shards.read_shards(source, dest, shards=mine) if is_image(p.name))
+    files = [name for name in storage.list_files(source) if is_image(name) and "/" not in name]
+    if not files:
+        raise UmnistError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    mine = files[part::parts]
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in mine:
+        if storage.is_remote(source):
+            storage.download(f"{str(source).rstrip('/')}/{name}", dest / name)
+        else:
+            shutil.copyfile(Path(source) / name, dest / name)
+    return mine
+
+
+def _is_shard_set(source: str | os.PathLike) -> bool:
+    if storage.is_remote(source):
+        return shards.INDEX in storage.list_files(source)
+    return (Path(source) / shards.INDEX).is_file()
+
+
+def concat_detections(paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """One detections table from the parts' Parquet files (docs/formats.md, infer), in part order."""
+    if not paths:
+        raise UmnistError("no detection tables to collect")
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
+def last_epoch(metrics_csv: str | os.PathLike) -> dict[str, float]:
+    """The numeric columns of a training log's last row (the final losses and scores), for the UI."""
+    path = Path(metrics_csv)
+    if not path.is_file():
+        raise UmnistError(f"{path}: no training log")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise UmnistError(f"{path}: the training log has no rows")
+    numbers = {}
+    for key, value in rows[-1].items():
+        try:
+            numbers[key.strip()] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return numbers
+
+
+def score_summary(metrics: dict) -> dict[str, float]:
+    """The scalars of a score `metrics.json` worth comparing across runs: the sum accuracy ladder and, with
+    ground-truth boxes, the detection recall and precision at each level."""
+    summary = {f"sum_accuracy_{level}": value for level, value in metrics["sum_accuracy"].items()}
+    summary["images"] = metrics["images"]
+    for level in ("detector", "reclassified", "postprocessed"):
+        boxes = (metrics.get("boxes") or {}).get(level) or {}
+        for key in ("recall", "precision"):
+            if boxes.get(key) is not None:
+                summary[f"box_{key}_{level}"] = boxes[key]
+    return {key: float(value) for key, value in summary.items() if value is not None}
+
+
+def copy_tree(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy a directory's contents into `dest` (created; an artifact's path may already exist)."""
+    shutil.copytree(source, dest, dirs_exist_ok=True)
+    return Path(dest)
+
+
+def wrong_ids(predictions_dir: str | os.PathLike, labels_csv: str | os.PathLike) -> list[str]:
+    """Ids whose predicted sum (postprocess `submission.csv`) differs from the label, sorted; ids without a
+    label are skipped (score reports those)."""
+    from umnist.score import read_sums
+
+    predicted = read_sums(Path(predictions_dir) / "submission.csv")
+    truth = read_sums(labels_csv).reindex(predicted.index)
+    return sorted(str(i) for i in predicted.index[truth.notna().to_numpy() & (truth != predicted).to_numpy()])
+
+
+def fetch_named(source: str | os.PathLike, ids: list[str], dest: str | os.PathLike) -> Path:
+    """Copy the images of the given ids (any of IMAGE_SUFFIXES) from `source` (as in `fetch_part`) into the
+    directory `dest`, fetching only the shards or files that hold them; return `dest`."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = set(ids)
+    if _is_shard_set(source):
+        holding = [entry["name"] for entry in shards.read_index(source)["shards"]
+                   if any(Path(member).stem in wanted for member in entry["members"])]
+        for name, data in shards.iter_shards(source, holding) if holding else ():
+            if Path(name).stem in wanted and is_image(name):
+                (dest / Path(name).name).write_bytes(data)
+        return dest
+    for name in storage.list_files(source):
+        if "/" in name or not is_image(name) or Path(name).stem not in wanted:
+            continue
+        if storage.is_remote(source):
+            storage.download(f"{str(source).rstrip('/')}/{name}", dest / name)
+        else:
+            shutil.copyfile(Path(source) / name, dest / name)
+    return dest
