@@ -140,7 +140,7 @@ class Models:
     """The detector and the classifier, loaded once; `seconds` adds up the time spent in each."""
 
     def __init__(self, detector_weights, classifier_weights, profile, device: str):
-        from umnist.classifier import load_classifier
+        from umnist.classifier.model import load_classifier
         from umnist.detector import Detector
 
         self.detector = Detector.from_profile(detector_weights, profile, device=device)
@@ -149,7 +149,7 @@ class Models:
 
     def __call__(self, images: list[np.ndarray], classify_batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per image: boxes (n, 6) as x1 y1 x2 y2 conf class in original pixels, and TTA probabilities (n, 10)."""
-        from umnist.classifier import predict
+        from umnist.classifier.predict import predict
 
         start = time.perf_counter()
         detections = [np.column_stack([d.boxes, d.conf, d.cls]) for d in self.detector.detect(images)]

@@ -24,6 +24,7 @@ from umnist import shards, storage
 from umnist import synth as synth_stage
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
+from umnist.score import ladder_text
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,9 +110,8 @@ def run_cli(args) -> int:
     if args.parts < 1:
         raise UmnistError(f"--parts {args.parts}: must be at least 1")
     metrics = run(args.out, args.profile, args.mnist, args.store, args.parts, args.scenes)
-    ladder = ", ".join(f"{level} {acc:.2%}" for level, acc in metrics["sum_accuracy"].items())
     recall = (metrics.get("boxes") or {}).get("detector", {}).get("recall")
-    print(f"score on {metrics['images']} held-out scenes: {ladder}"
+    print(f"score on {metrics['images']} held-out scenes: {ladder_text(metrics)}"
           + (f"; detection recall {recall:.2%}" if recall is not None else ""))
     print(f"report: {Path(args.out).resolve() / 'report.html'}")
     return 0

@@ -48,6 +48,6 @@ def run_cli(args) -> int:
     out = Path(args.out)
     print(f"wrote {out / 'submission.csv'}")
     if metrics is not None:
-        ladder = ", ".join(f"{level} {acc:.2%}" for level, acc in metrics["sum_accuracy"].items())
-        print(f"sum accuracy on {metrics['images']} images: {ladder}; report: {out / 'report.html'}")
+        print(f"sum accuracy on {metrics['images']} images: {score.ladder_text(metrics)}")
+        print(f"report: {out / 'report.html'}")
     return 0

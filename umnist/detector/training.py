@@ -40,13 +40,12 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def _prepare_data(data_dir: Path, work: Path) -> Path:
+def _prepare_data(detection: Path, work: Path) -> Path:
     """Write yolov5's dataset file with absolute image lists under `work`; return its path.
 
     The synth data.yaml says `path: .`, which yolov5 would resolve against its own package folder; image lists
     in our output also keep yolov5's label caches (`*.cache`) out of the input data folder.
     """
-    detection = data_dir / "detection"
     lists = {}
     for split in ("train", "val"):
         images = sorted((detection / "images" / split).glob("*.jpg"))
@@ -172,7 +171,7 @@ def _finish(out: Path, reason: str, monitor: _Monitor, opt) -> None:
 
 def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny",
           weights: str | os.PathLike | None = None, resume: bool = False, **overrides) -> Path:
-    """Train the detector on a synth output folder into `out_dir`; return `out_dir`.
+    """Train the detector on a synth output folder (or its detection/ folder) into `out_dir`; return `out_dir`.
 
     `weights`: a YOLOv5 checkpoint to start from (its matching layers are copied). `resume`: continue the run
     in `out_dir` from weights/last.pt with its saved config.yaml (`overrides`, e.g. max_minutes, still apply)
@@ -196,8 +195,10 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
     if weights is not None and not resume:
         read_checkpoint(weights, num_classes=None)
-    if not (data_dir / "detection").is_dir():
-        raise UmnistError(f"{data_dir}: no detection/ folder (expected the synth stage's output)")
+    # Either the synth stage's output folder or its detection/ folder (what the pipeline passes on).
+    detection = data_dir / "detection" if (data_dir / "detection").is_dir() else data_dir
+    if not (detection / "images").is_dir():
+        raise UmnistError(f"{data_dir}: no detection/images folder (expected the synth stage's output)")
 
     train_module = yolo_compat.yolov5_train()
     from yolov5.utils.callbacks import Callbacks
@@ -205,7 +206,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
 
     out.mkdir(parents=True, exist_ok=True)
     config.save(cfg, "detector", out, profile)
-    data_yaml = _prepare_data(data_dir, out / "yolo")
+    data_yaml = _prepare_data(detection, out / "yolo")
     model_yaml = str(Path(train_module.__file__).parent / "models" / f"{cfg.model}.yaml")
     # Absolute weight paths: yolov5 would first look a relative "a/b.pt" up on the Hugging Face hub.
     start_weights = str(last.resolve()) if resume else str(Path(weights).resolve()) if weights else ""
