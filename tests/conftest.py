@@ -63,3 +63,11 @@ def tiny_classifier(tiny_crops, tmp_path_factory) -> tuple[Path, dict]:
 
     out = tmp_path_factory.mktemp("classifier") / "run"
     return out, train(tiny_crops, out, "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tiny_data, tmp_path_factory) -> Path:
+    """A detector trained with the whole `tiny` profile (a few seconds): its run folder."""
+    from umnist import detector
+
+    return detector.train(tiny_data, tmp_path_factory.mktemp("detector") / "run", "tiny")

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from umnist import config, storage
 from umnist.config import opt
 from umnist.crops import cut_squares
+from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json
 
@@ -224,6 +225,7 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
         parts.rmdir()
         config.save(cfg, "infer", out, profile, detector_weights=str(detector_weights),
                     classifier_weights=str(classifier_weights), images=str(images))
+        config.save(config.resolve(DetectorConfig, "detector", profile), "detector", out, profile)
     return out / "detections.parquet"
 
 

@@ -1,0 +1,145 @@
+"""infer and predict on tiny scenes with the tiny-profile models: files, formats, ids, policies, resume."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from umnist import infer
+from umnist.cli import main
+from umnist.errors import UmnistError
+
+DOCUMENTED = ["image_id", "empty", "x1", "y1", "x2", "y2", "det_conf", "det_class", "cls_digit", "cls_prob",
+              *[f"p{d}" for d in range(10)], "width", "height", "error"]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_detector, tiny_classifier):
+    return tiny_detector / "weights" / "best.pt", tiny_classifier[0] / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    """The tiny profile with the detector's confidence floor at zero, so every image yields boxes to check."""
+    data = yaml.safe_load(open("configs/tiny.yaml"))
+    data["detector"]["conf"] = 0.0
+    data["infer"] = {"batch_images": 2, "part_images": 3}
+    path = tmp_path_factory.mktemp("profile") / "tiny0.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def images(tiny_data, tmp_path):
+    """The val scenes plus the same scene as a non-square colour PNG, an RGBA PNG and a 16-bit PNG."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted((tiny_data / "detection" / "images" / "val").glob("*.jpg")):
+        (folder / f"{path.stem}.jpeg").write_bytes(path.read_bytes())
+    scene = cv2.imread(str(next(folder.glob("*.jpeg"))), cv2.IMREAD_GRAYSCALE)
+    wide = cv2.resize(scene, (300, 180))
+    cv2.imwrite(str(folder / "colour.png"), cv2.cvtColor(wide, cv2.COLOR_GRAY2BGR))
+    cv2.imwrite(str(folder / "rgba.png"), cv2.cvtColor(scene, cv2.COLOR_GRAY2BGRA))
+    cv2.imwrite(str(folder / "deep.png"), scene.astype(np.uint16) * 257)
+    return folder
+
+
+def test_table_has_a_row_for_every_image_in_the_documented_format(models, profile, images, tmp_path):
+    path = infer.run(images, *models, tmp_path / "out", profile, progress=False)
+    table = pd.read_parquet(path)
+    assert list(table.columns) == DOCUMENTED
+    ids = {p.stem for p in images.iterdir()}
+    assert set(table["image_id"]) == ids
+    sizes = table.groupby("image_id")[["width", "height"]].first()
+    assert tuple(sizes.loc["colour"]) == (300, 180) and tuple(sizes.loc["deep"]) == (256, 256)
+    found = table.loc[~table["empty"]]
+    assert len(found) == 5 * len(ids)  # confidence floor 0: max_det boxes everywhere
+    assert (found["x1"] >= 0).all() and (found["x2"] <= found["width"]).all() and (found["x1"] < found["x2"]).all()
+    assert (found["y1"] >= 0).all() and (found["y2"] <= found["height"]).all() and (found["y1"] < found["y2"]).all()
+    probs = found[[f"p{d}" for d in range(10)]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert (found["cls_digit"].to_numpy() == probs.argmax(axis=1)).all()
+    assert np.allclose(found["cls_prob"], probs.max(axis=1))
+    assert (table["error"] == "").all()
+    saved = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert saved["infer"]["part_images"] == 3 and not (tmp_path / "out" / ".parts").exists()
+
+
+def test_empty_images_keep_their_id(models, images, tmp_path):
+    cv2.imwrite(str(images / "blank.png"), np.zeros((256, 256), np.uint8))
+    table = pd.read_parquet(infer.run(images, *models, tmp_path / "out", "tiny", progress=False))
+    assert table["image_id"].nunique() == len(list(images.iterdir()))
+    empty = table.loc[table["empty"]]
+    assert (empty["det_class"] == -1).all() and empty["x1"].isna().all()
+
+
+def test_bad_image_is_skipped_and_recorded_or_fatal(models, profile, images, tmp_path):
+    (images / "broken.jpeg").write_bytes((images / "val_000000.jpeg").read_bytes()[:300])
+    table = pd.read_parquet(infer.run(images, *models, tmp_path / "skip", profile, progress=False))
+    broken = table.loc[table["image_id"] == "broken"]
+    assert len(broken) == 1 and broken["empty"].all() and "broken.jpeg" in broken["error"].iloc[0]
+    with pytest.raises(UmnistError, match="broken.jpeg: not a readable image"):
+        infer.run(images, *models, tmp_path / "fail", profile, progress=False, bad_images="fail")
+    assert not (tmp_path / "fail" / "detections.parquet").exists()
+
+
+def test_resume_redoes_only_the_unfinished_parts(models, profile, images, tmp_path, monkeypatch):
+    calls = []
+    original = infer.Models.__call__
+
+    def interrupted(self, batch, classify_batch):
+        calls.append(len(batch))
+        if sum(calls) > 4:  # parts hold 3 images: the first is written, the second is not
+            raise KeyboardInterrupt
+        return original(self, batch, classify_batch)
+
+    monkeypatch.setattr(infer.Models, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        infer.run(images, *models, tmp_path / "out", profile, progress=False)
+    assert [p.name for p in (tmp_path / "out" / ".parts").iterdir()] == ["part-00000.parquet"]
+    assert not (tmp_path / "out" / "detections.parquet").exists()
+    calls.clear()
+    monkeypatch.setattr(infer.Models, "__call__", lambda self, b, c: calls.append(len(b)) or original(self, b, c))
+    table = pd.read_parquet(infer.run(images, *models, tmp_path / "out", profile, resume=True, progress=False))
+    total = len(list(images.iterdir()))
+    assert sum(calls) == total - 3
+    assert table.groupby("image_id").size().eq(5).all() and table["image_id"].nunique() == total
+
+
+def test_shards_split_the_images(models, images, tmp_path):
+    ids = []
+    for shard in range(2):
+        out = infer.run(images, *models, tmp_path / f"s{shard}", "tiny", progress=False, shard=shard, shards=2)
+        ids.append(set(pd.read_parquet(out)["image_id"]))
+    assert not ids[0] & ids[1] and ids[0] | ids[1] == {p.stem for p in images.iterdir()}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "no images"),
+    (lambda d: [(d / "a.jpg").write_bytes(b"x"), (d / "a.png").write_bytes(b"x")], "two images share the id 'a'"),
+])
+def test_image_folder_errors(make, message, tmp_path):
+    make(tmp_path)
+    with pytest.raises(UmnistError, match=message):
+        infer.list_images(tmp_path)
+
+
+def test_predict_cli_writes_submission_metrics_and_report(models, tiny_data, tmp_path, capsys):
+    images = tiny_data / "detection" / "images" / "val"
+    labels = tiny_data / "detection" / "val_sums.csv"
+    boxes = tiny_data / "detection" / "val_boxes.csv"
+    out = tmp_path / "out"
+    assert main(["predict", "--detector", str(models[0]), "--classifier", str(models[1]), "--images", str(images),
+                 "--out", str(out), "--labels", str(labels), "--boxes", str(boxes), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "sum accuracy on 6 images: detector" in printed and "report.html" in printed
+    submission = pd.read_csv(out / "submission.csv")
+    assert list(submission.columns) == ["id", "digit_sum"]
+    assert list(submission["id"]) == sorted(p.stem for p in images.glob("*.jpg"))
+    assert submission["digit_sum"].between(0, 27).all()
+    for name in ("detections.parquet", "detections_filtered.parquet", "metrics.json", "report.html",
+                 "config.yaml", "infer_stats.json"):
+        assert (out / name).is_file(), name
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert {"infer", "detector", "postprocess"} <= set(saved)
