@@ -235,14 +235,19 @@ def _infer_batch(models: Models, batch: list[tuple[Path, np.ndarray]], cfg: Infe
             for (path, image), (boxes, probs) in zip(batch, results, strict=True)]
 
 
-def register(sub) -> None:
-    p = sub.add_parser("infer", help="detect and re-classify the digits of every image: detections.parquet")
+def add_inputs(p) -> None:
+    """The flags infer and predict share: images, the two models, the output folder, resume, progress."""
     p.add_argument("--images", required=True, help="directory or object-store prefix of {id}.jpeg/.jpg/.png")
     p.add_argument("--detector", required=True, help="detector weights (YOLOv5 checkpoint, e.g. weights/best.pt)")
     p.add_argument("--classifier", required=True, help="classifier weights (best.pt of train-classifier)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--resume", action="store_true", help="keep the finished part files of a killed run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("infer", help="detect and re-classify the digits of every image: detections.parquet")
+    add_inputs(p)
     config.add_arguments(p, InferConfig)
     p.set_defaults(func=run_cli)
 

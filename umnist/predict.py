@@ -29,16 +29,11 @@ def run(detector: str | os.PathLike, classifier: str | os.PathLike, images: str 
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="infer + postprocess (+ score with --labels): submission.csv, report.html")
-    p.add_argument("--detector", required=True, help="detector weights (YOLOv5 checkpoint)")
-    p.add_argument("--classifier", required=True, help="classifier weights (best.pt of train-classifier)")
-    p.add_argument("--images", required=True, help="directory or object-store prefix of {id}.jpeg/.jpg/.png")
-    p.add_argument("--out", required=True, help="output directory")
+    infer.add_inputs(p)
     p.add_argument("--labels", help="CSV id,digit_sum to score against (the competition's train.csv)")
     p.add_argument("--boxes", help="optional ground-truth boxes CSV id,digit,x1,y1,x2,y2 (needs --labels)")
     p.add_argument("--subset", action="store_true", help="the labels may hold more ids than were predicted")
     p.add_argument("--profile", default="tiny", help="profile name in configs/ or a YAML path")
-    p.add_argument("--resume", action="store_true", help="keep the finished part files of a killed run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_cli)
 
 
