@@ -68,3 +68,35 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     assert main(["mnist", "--mnist", str(tmp_path), "--splits", "test"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "missing" in err
+
+
+@pytest.fixture
+def mirror(mnist_dir, tmp_path, monkeypatch):
+    """A local mirror (file:// URL) holding the real test-split files, standing in for the canonical host."""
+    from umnist import mnist
+
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for path in mnist_dir.glob("t10k-*.gz"):
+        shutil.copy(path, folder)
+    monkeypatch.setattr(mnist, "MIRROR", folder.as_uri() + "/")
+    return folder
+
+
+def test_download_verifies_checksums(mirror, tmp_path):
+    from umnist.mnist import download_mnist
+
+    target = download_mnist(tmp_path / "mnist", ("test",))
+    x, _ = load_mnist(target, ("test",))
+    assert x.shape == (10_000, 28, 28)
+    assert sorted(p.name for p in target.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
+def test_download_refuses_a_corrupt_file_and_writes_nothing(mirror, tmp_path):
+    from umnist.mnist import download_mnist
+
+    (mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(b"tampered")
+    with pytest.raises(UmnistError, match="MD5 mismatch"):
+        download_mnist(tmp_path / "mnist", ("test",))
+    assert not (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+    assert not list((tmp_path / "mnist").glob("*.partial"))
