@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-size", type=int, default=4000, help="their side in px (default: 4000, the "
                         "competition's)")
     args = parser.parse_args(argv)
+    # A TERM (a scheduler's timeout) unwinds like an error: the running stages are stopped, the JSON written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     check = Check(args)
     try:
         phases(check, args)
