@@ -163,15 +163,16 @@ class Check:
                     ended[name] = {"returncode": None, "seconds": round(time.monotonic() - start, 1),
                                    "killed_at_deadline": True}
             self.gpu.phase = None
+        for name, figures in ended.items():
+            figures["log"] = f"logs/{name}.log"
+            if figures["returncode"] != 0:
+                figures["log_tail"] = _tail(self.out / figures["log"])
         ok = all(e["returncode"] == 0 for e in ended.values())
         timed_out = any(e.get("killed_at_deadline") for e in ended.values())
         self.report["phases"][phase] = {
             "status": "ok" if ok else "timeout" if timed_out else "failed",
             "seconds": round(time.monotonic() - start, 1), "limit_s": round(deadline - start, 1),
-            "processes": {name: {**ended[name], "log": f"logs/{name}.log",
-                                 **({} if ended[name]["returncode"] == 0 else {"log_tail": _tail(self.out / "logs" /
-                                                                                                  f"{name}.log")})}
-                          for name in processes}}
+            "processes": ended}
         self.write()
         return ok
 

@@ -65,10 +65,13 @@ def test_training_writes_weights_metrics_and_config(trained, data_dir):
 
 
 def test_objectness_stop_through_the_cli(data_dir, tmp_path):
+    """Also the GPU-speed settings on a real run: batch auto (4 without a GPU), no deterministic algorithms."""
     out = tmp_path / "run"
     assert main(["train-detector", "--data", str(data_dir), "--out", str(out), "--epochs", "5",
-                 "--obj-loss-stop", "10"]) == 0
+                 "--obj-loss-stop", "10", "--batch", "auto", "--deterministic", "false"]) == 0
     assert summary(out)["stop_reason"] == "obj_loss_reached"
+    assert summary(out)["batch"] == 4 and summary(out)["deterministic"] is False
+    assert not torch.are_deterministic_algorithms_enabled()
     assert len(read_metrics(out)) == 1
     assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
 

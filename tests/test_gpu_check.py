@@ -77,3 +77,16 @@ def test_a_failed_phase_still_leaves_the_figures(tmp_path):
     assert {p: v["status"] for p, v in report["phases"].items()} == {
         "synth": "failed", "heldout": "failed", "train": "skipped", "predict": "skipped"}
     assert "mnist_splits" in report["phases"]["synth"]["processes"]["synth"]["log_tail"]
+
+
+def test_a_stage_past_its_deadline_is_stopped(mnist_dir, tmp_path):
+    args = argparse.Namespace(budget=60.0, profile="tiny", out=str(tmp_path))
+    check = gpu_check.Check(args)
+    try:
+        synth = ["synth", "--out", str(tmp_path / "data"), "--mnist", str(mnist_dir), "--profile", "tiny"]
+        assert not check.run("synth", {"synth": synth}, time.monotonic() + 0.5)
+    finally:
+        check.gpu.stop()
+    phase = json.loads((tmp_path / "gpu_check.json").read_text())["phases"]["synth"]
+    assert phase["status"] == "timeout" and phase["seconds"] < 10
+    assert phase["processes"]["synth"]["killed_at_deadline"] and not (tmp_path / "data").exists()
