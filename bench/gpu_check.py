@@ -143,6 +143,8 @@ class Check:
         start = time.monotonic()
         self.gpu.phase = phase
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        # Stages side by side share the cores' compute threads (their loader processes are single-threaded).
+        env.setdefault("OMP_NUM_THREADS", str(max(1, hardware.cpu_cores() // len(commands))))
         processes = {}
         for name, argv in commands.items():
             with open(self.out / "logs" / f"{name}.log", "w") as log:
