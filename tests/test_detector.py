@@ -52,6 +52,9 @@ def test_training_writes_weights_metrics_and_config(trained, data_dir):
         assert 0 <= values["precision"] <= 1 and 0 <= values["mAP50_95"] <= values["mAP50"] <= 1
         assert values["seconds"] > 0 and values["images_per_s"] > 0
     assert summary(trained)["stop_reason"] == "epochs_done" and summary(trained)["epochs_completed"] == 2
+    speed = summary(trained)
+    assert speed["images_per_s"] > 0 and speed["batch"] == 4 and speed["device"] == "cpu"
+    assert speed["amp"] is False and speed["gpu_memory_peak_gb"] is None
     for name in ("best.pt", "last.pt"):
         ckpt = read_checkpoint(trained / "weights" / name)
         assert ckpt["optimizer"] is None and ckpt["epoch"] == -1  # final: EMA weights only
@@ -62,10 +65,13 @@ def test_training_writes_weights_metrics_and_config(trained, data_dir):
 
 
 def test_objectness_stop_through_the_cli(data_dir, tmp_path):
+    """Also the GPU-speed settings on a real run: batch auto (4 without a GPU), no deterministic algorithms."""
     out = tmp_path / "run"
     assert main(["train-detector", "--data", str(data_dir), "--out", str(out), "--epochs", "5",
-                 "--obj-loss-stop", "10"]) == 0
+                 "--obj-loss-stop", "10", "--batch", "auto", "--deterministic", "false"]) == 0
     assert summary(out)["stop_reason"] == "obj_loss_reached"
+    assert summary(out)["batch"] == 4 and summary(out)["deterministic"] is False
+    assert not torch.are_deterministic_algorithms_enabled()
     assert len(read_metrics(out)) == 1
     assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
 
@@ -209,3 +215,24 @@ def test_bad_weights_give_one_clear_line(kind, message, trained, data_dir, tmp_p
         with pytest.raises(UmnistError, match=message):
             detector.train(data_dir, tmp_path / "run", "tiny", weights=path)
 
+
+
+@pytest.mark.parametrize("model, img_size, gpu_gb, batch", [
+    ("yolov5s", 2560, 141, 21),  # H200: 60 % of 141 GB at ~4 GB per 2560 px image
+    ("yolov5s", 2560, 80, 12),   # H100
+    ("yolov5s", 2560, 16, 2),    # the winner's batch on a 16 GB card
+    ("yolov5s", 1280, 80, 48),
+    ("yolov5s", 640, 80, 64),    # capped at yolov5's nominal batch
+    ("yolov5x", 2560, 8, 1),     # never below one image
+    ("yolov5s", 2560, None, 4),  # no GPU
+])
+def test_auto_batch_fits_the_gpu_memory(model, img_size, gpu_gb, batch):
+    cfg = config.build(DetectorConfig, {"model": model, "img_size": img_size, "batch": "auto"}, "test")
+    assert cfg.batch_for(None if gpu_gb is None else gpu_gb * 10**9) == batch
+    assert config.build(DetectorConfig, {"batch": 3}, "test").batch_for(gpu_gb) == 3
+
+
+@pytest.mark.parametrize("batch", [0, -1, "big"])
+def test_bad_batch_is_refused(batch):
+    with pytest.raises(UmnistError, match="batch"):
+        config.build(DetectorConfig, {"batch": batch}, "test")

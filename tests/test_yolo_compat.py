@@ -71,3 +71,16 @@ def test_full_unpickler_only_for_the_named_checkpoints(tmp_path):
             torch.load(other)
     with pytest.raises(Exception, match="Weights only load failed"):
         torch.load(named)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_seeding_follows_the_setting_and_is_undone(deterministic):
+    train = yolo_compat.yolov5_train()
+    original, before = train.init_seeds, (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    with yolo_compat.process_state_kept(), yolo_compat.seeding(train, deterministic):
+        train.init_seeds(1, deterministic=True)  # as yolov5's train() calls it
+        assert torch.are_deterministic_algorithms_enabled() is deterministic
+        if not deterministic:
+            assert torch.backends.cudnn.benchmark  # cuDNN autotunes the fixed training size instead
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
+    assert train.init_seeds is original

@@ -133,6 +133,30 @@ def process_state_kept() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def seeding(train_module, deterministic: bool) -> Iterator[None]:
+    """Make yolov5's training seed with our `deterministic` setting instead of its hard-wired True.
+
+    Deterministic algorithms make runs reproducible but slow a GPU down (no cuDNN autotuning, deterministic
+    index kernels); switched off, cuDNN benchmarks its kernels for the fixed training image size instead.
+    Use inside `process_state_kept`, which undoes either setting afterwards.
+    """
+    import torch
+
+    original = train_module.init_seeds
+
+    def init_seeds(seed=0, **_):  # yolov5 passes deterministic=True
+        original(seed, deterministic=deterministic)
+        if not deterministic:
+            torch.backends.cudnn.benchmark = True
+
+    train_module.init_seeds = init_seeds
+    try:
+        yield
+    finally:
+        train_module.init_seeds = original
+
+
+@contextlib.contextmanager
 def trusted_checkpoints(*paths: str | os.PathLike) -> Iterator[None]:
     """Let torch.load unpickle these yolov5 checkpoint files (and only these) while the block runs.
 

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from umnist import config
+from umnist import config, hardware
 from umnist.classifier.config import ClassifierConfig
 from umnist.classifier.data import CropStream, read_index
 from umnist.classifier.model import DigitNet, default_device, load_init_weights, read_checkpoint, save_weights
@@ -66,7 +66,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
 
-    workers = (os.cpu_count() or 1) if cfg.workers == -1 else cfg.workers
+    workers = hardware.cpu_cores() if cfg.workers == -1 else cfg.workers
     loader_args = {"num_workers": workers, "pin_memory": device.type == "cuda",
                    "persistent_workers": workers > 0}
     stream = iter(DataLoader(CropStream(train_shards, cfg, train=True, first_pass=state["epoch"]),
@@ -133,7 +133,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
                "seconds": round(time.monotonic() - started, 1),
                "train_seconds_total": round(state["seconds"], 1),
                "images_per_s": round(float(np.median(speeds)), 1) if speeds else None,
-               "device": str(device), "amp": fast}
+               "device": str(device), "amp": fast, "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)}
     write_json(out / "summary.json", summary)
     return summary
 

@@ -12,6 +12,12 @@ YOLOV5_FIXED_HYP = {
     "obj_pw": 1.0, "iou_t": 0.20, "anchor_t": 4.0, "fl_gamma": 0.0, "shear": 0.0, "perspective": 0.0,
     "mixup": 0.0, "copy_paste": 0.0,
 }
+# `batch: auto`: training memory per image at 640 px with yolov5's AMP, in GB, rounded up generously from the
+# GPU memory yolov5 logs (yolov5s: ~0.16 GB per 640 px image); activations grow with the pixel count.
+TRAIN_GB_PER_640_IMAGE = {"yolov5n": 0.12, "yolov5s": 0.25, "yolov5m": 0.6, "yolov5l": 1.1, "yolov5x": 1.8}
+AUTO_MEMORY_SHARE = 0.6  # of the GPU's memory: room for the estimate's error and a classifier sharing the GPU
+AUTO_MAX_BATCH = 64  # yolov5's nominal batch: above it there is no gradient accumulation left to save
+AUTO_CPU_BATCH = 4  # no GPU: memory is not the limit, and a CPU step's time grows with the batch
 # The DetectorConfig fields that are yolov5 hyper-parameters (the rest are run settings).
 HYP_FIELDS = ("lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "hsv_h", "hsv_s", "hsv_v", "degrees",
               "translate", "scale", "flipud", "fliplr", "mosaic")
@@ -24,8 +30,10 @@ class DetectorConfig:
         "right and leaves the digit classes to the re-classifier")
     img_size: int = opt(2560, "train and detect side in px: the whole 4000 px image at 2560 keeps 14 px digits "
                         "about 9 px, still detectable (a multiple of 32, the model's largest stride)")
-    batch: int = opt(2, "images per batch: the winner's GPU fitted 2 at 2560 (yolov5 accumulates gradients "
-                     "up to a nominal batch of 64)")
+    batch: int | Literal["auto"] = opt(
+        2, "images per batch: the winner's GPU fitted 2 at 2560 (yolov5 accumulates gradients up to a nominal "
+        "batch of 64); 'auto' = as many as fit in 60 % of the GPU's memory by a per-model estimate, at most 64 "
+        f"({AUTO_CPU_BATCH} without a GPU)")
     epochs: int = opt(100, "training epochs (the winner: SGD, 100 epochs, stopped early on the objectness loss)")
     optimizer: Literal["SGD", "Adam", "AdamW"] = opt("SGD", "optimizer (the winner's SGD)")
     lr0: float = opt(0.01, "initial learning rate (yolov5's SGD default)")
@@ -52,12 +60,16 @@ class DetectorConfig:
                                     "weights so far; None = no limit")
     workers: int = opt(8, "data-loading processes (yolov5 caps them at the CPU count and the batch size)")
     seed: int = opt(0, "training seed (yolov5 seeds python, numpy and torch from it)")
+    deterministic: bool = opt(True, "yolov5's deterministic algorithms (reproducible runs); false lets cuDNN "
+                              "pick its fastest kernels, much faster on a GPU (a short GPU lease)")
 
     def check(self) -> list[str]:
         problems = []
         if self.img_size < 64 or self.img_size % 32:
             problems.append(f"img_size={self.img_size} must be a multiple of 32, at least 64")
-        for name in ("batch", "epochs", "max_det"):
+        if self.batch != "auto" and self.batch < 1:
+            problems.append(f"batch={self.batch} must be at least 1 (or auto)")
+        for name in ("epochs", "max_det"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.workers < 0:
@@ -71,6 +83,15 @@ class DetectorConfig:
         if self.max_minutes is not None and self.max_minutes <= 0:
             problems.append(f"max_minutes={self.max_minutes} must be positive (or None for no limit)")
         return problems
+
+    def batch_for(self, gpu_memory_bytes: int | None) -> int:
+        """The batch size to train with on a GPU of this much memory (None: no GPU)."""
+        if self.batch != "auto":
+            return self.batch
+        if gpu_memory_bytes is None:
+            return AUTO_CPU_BATCH
+        per_image = TRAIN_GB_PER_640_IMAGE[self.model] * (self.img_size / 640) ** 2 * 1e9
+        return int(min(AUTO_MAX_BATCH, max(1, AUTO_MEMORY_SHARE * gpu_memory_bytes // per_image)))
 
     def hyp(self) -> dict:
         """The full yolov5 hyper-parameter dict: the fields above plus the fixed yolov5 values."""

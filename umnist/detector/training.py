@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from time import monotonic
 
-from umnist import config, yolo_compat
+from umnist import config, hardware, yolo_compat
 from umnist.detector.checkpoint import NUM_CLASSES, read_checkpoint
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
@@ -57,7 +57,7 @@ def _prepare_data(detection: Path, work: Path) -> Path:
                                            "names": [str(d) for d in range(NUM_CLASSES)]})
 
 
-def _yolov5_options(train_module, cfg: DetectorConfig, out: Path, data_yaml: Path, model_yaml: str,
+def _yolov5_options(train_module, cfg: DetectorConfig, batch: int, out: Path, data_yaml: Path, model_yaml: str,
                     weights: str, resume: bool):
     """yolov5's option namespace: its own defaults (read with an empty command line) plus our settings."""
     argv, sys.argv = sys.argv, sys.argv[:1]
@@ -67,7 +67,7 @@ def _yolov5_options(train_module, cfg: DetectorConfig, out: Path, data_yaml: Pat
         sys.argv = argv
     opt.__dict__.update(
         data=str(data_yaml), cfg=model_yaml, weights=weights, resume=resume, hyp=cfg.hyp(), epochs=cfg.epochs,
-        batch_size=cfg.batch, imgsz=cfg.img_size, optimizer=cfg.optimizer, workers=cfg.workers, seed=cfg.seed,
+        batch_size=batch, imgsz=cfg.img_size, optimizer=cfg.optimizer, workers=cfg.workers, seed=cfg.seed,
         save_dir=str(out), exist_ok=True, device="",
         noplots=True,  # plots cost minutes at 2560 and nothing reads them
         noval=False,  # noval=True crashes in yolov5 7.0.14; validation also gives the per-epoch metrics
@@ -85,6 +85,9 @@ class _Monitor:
         self.budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
         self.epoch_started = self.train_seconds = self.last_epoch_seconds = 0.0
         self.images = 0
+        # This session's speed over every batch, the last (possibly cut) epoch included: images and the seconds
+        # from each epoch's start to its last batch's end (data loading counts: it is part of the real speed).
+        self.session_images, self.session_seconds, self.mark = 0, 0.0, 0.0
         self.model = None  # the training model, to save something if the budget ends the very first epoch
 
     def register(self, callbacks) -> None:
@@ -99,9 +102,13 @@ class _Monitor:
         if self._out_of_time(self.last_epoch_seconds):  # the next epoch would not finish in the budget
             raise _Stop("time_budget")
         self.epoch_started, self.images = monotonic(), 0
+        self.mark = self.epoch_started
 
     def on_train_batch_end(self, model, ni, imgs, targets, paths, mloss):
         self.images += imgs.shape[0]
+        now = monotonic()
+        self.session_images, self.session_seconds, self.mark = (self.session_images + imgs.shape[0],
+                                                                self.session_seconds + now - self.mark, now)
         self.model = model
         if self._out_of_time():
             raise _Stop("time_budget")
@@ -204,6 +211,8 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     from yolov5.utils.callbacks import Callbacks
     from yolov5.utils.torch_utils import select_device
 
+    device = select_device("")  # yolov5's choice: the first GPU, else the CPU
+    batch = cfg.batch_for(hardware.gpu_memory_bytes(device))
     out.mkdir(parents=True, exist_ok=True)
     config.save(cfg, "detector", out, profile)
     data_yaml = _prepare_data(detection, out / "yolo")
@@ -211,15 +220,15 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     # Absolute weight paths: yolov5 would first look a relative "a/b.pt" up on the Hugging Face hub.
     start_weights = str(last.resolve()) if resume else str(Path(weights).resolve()) if weights else ""
     # On resume the model is rebuilt from the checkpoint's own YAML (with its AutoAnchor anchors), not ours.
-    opt = _yolov5_options(train_module, cfg, out, data_yaml, "" if resume else model_yaml, start_weights, resume)
+    opt = _yolov5_options(train_module, cfg, batch, out, data_yaml, "" if resume else model_yaml, start_weights, resume)
     monitor = _Monitor(out, cfg, start_epoch, started)
     callbacks = Callbacks()
     monitor.register(callbacks)
     reason = "epochs_done"
     trusted = yolo_compat.trusted_checkpoints(start_weights, last, out / "weights" / "best.pt")
-    with trusted, yolo_compat.process_state_kept():
+    with trusted, yolo_compat.process_state_kept(), yolo_compat.seeding(train_module, cfg.deterministic):
         try:
-            train_module.train(opt.hyp.copy(), opt, select_device(opt.device, batch_size=cfg.batch), callbacks)
+            train_module.train(opt.hyp.copy(), opt, device, callbacks)
         except _Stop as stop:
             reason = stop.reason
     _finish(out, reason, monitor, opt)
@@ -228,7 +237,11 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
         "stop_reason": reason, "epochs_completed": len(rows), "epochs": cfg.epochs,
         "minutes_this_session": round((monotonic() - started) / 60, 3),
         "last_obj_loss": rows[-1]["obj_loss"] if rows else None,
-        "best_mAP50": max((r["mAP50"] for r in rows), default=None)})
+        "best_mAP50": max((r["mAP50"] for r in rows), default=None),
+        "images_per_s": round(monitor.session_images / monitor.session_seconds, 3) if monitor.session_seconds
+        else None,
+        "batch": batch, "device": str(device), "amp": device.type == "cuda", "deterministic": cfg.deterministic,
+        "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)})
     return out
 
 
