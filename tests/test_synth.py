@@ -171,6 +171,27 @@ def test_val_digits_never_in_train(mnist_dir):
     assert len(pools["train"]) + len(pools["val"]) == len(labels)
 
 
+def test_held_out_set_with_another_seed_keeps_the_split(mnist_dir, tmp_path):
+    """A held-out set (another seed, same split_seed) draws on the same val pool: digits no training run saw."""
+    args = dict(mnist=mnist_dir, progress=False, workers=1, scenes_train=2, empty_train=0, scenes_val=2)
+    manifests = [json.loads((synth.run(tmp_path / f"s{seed}", "tiny", seed=seed, **args) / "manifest.json")
+                            .read_text())["splits"] for seed in (0, 1_000_003)]
+    for split in ("train", "val"):
+        assert manifests[0][split]["mnist_pool_sha1"] == manifests[1][split]["mnist_pool_sha1"]
+    other = json.loads((synth.run(tmp_path / "split", "tiny", split_seed=1, **args) / "manifest.json").read_text())
+    assert other["splits"]["val"]["mnist_pool_sha1"] != manifests[0]["val"]["mnist_pool_sha1"]
+
+
+@pytest.mark.parametrize("max_sum", [27, 10, 0])
+def test_max_sum_bounds_every_scene(mnist_dir, tmp_path, max_sum):
+    out = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, progress=False, workers=1, scenes_train=20,
+                    empty_train=0, scenes_val=0, crop_size=0, max_sum=max_sum)
+    sums = np.loadtxt(out / "detection" / "train_sums.csv", delimiter=",", skiprows=1, usecols=1, ndmin=1)
+    assert len(sums) == 20 and sums.max() <= max_sum
+    if max_sum == 27:  # balanced draws give sums above 27 without the bound; it must not push all sums down
+        assert sums.max() >= 20
+
+
 def tree_digest(root):
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -2,18 +2,19 @@
 
     umnist run --profile tiny --out runs/demo [--store s3://bucket/prefix]
 
-It stands in for the competition data with held-out synthetic scenes: the profile's validation scenes drawn
-in the organisers' `competition` style from the same seed, so their digits come from the MNIST instances the
-pipeline's synth keeps for validation (never trained on). Then it runs the graph exactly as compiled for a
-cluster, except that each component runs in a subprocess of this Python (SubprocessRunner without a venv:
-`umnist` is installed here) instead of its image, and no Kubernetes Secret is attached: the store's endpoint
-and keys come from this environment. kfp.local keeps its pipeline root on local disk; with `--store` the
-inputs (MNIST, images as a shard set, labels, boxes) are read from the store by the components, as on a
-cluster, and the score outputs are uploaded there. Needs the repository checkout (`pipeline.py`,
-`components/`) and imports KFP only when it runs.
+It stands in for the competition data with held-out synthetic scenes: the profile's validation scenes drawn in
+the organisers' `competition` style from another seed (scenes) but the same split seed, so their digits come
+from the MNIST instances the pipeline's synth keeps for validation (never trained on). Then it runs the graph
+exactly as compiled for a cluster, except that each component runs in a subprocess of this Python
+(SubprocessRunner without a venv: `umnist` is installed here) instead of its image, and no Kubernetes Secret
+is attached: the store's endpoint and keys come from this environment. kfp.local keeps its pipeline root on
+local disk; with `--store` the inputs (MNIST, images as a shard set, labels, boxes) are read from the store by
+the components, as on a cluster, and the score outputs are uploaded there. Needs the repository checkout
+(`pipeline.py`, `components/`) and imports KFP only when it runs.
 """
 
 import importlib
+import re
 import shutil
 import sys
 import warnings
@@ -27,6 +28,9 @@ from umnist.fileio import atomic_path
 from umnist.score import ladder_text
 
 REPO = Path(__file__).resolve().parent.parent
+# Seed of the held-out scenes: not a training run's (profiles keep seed 0), while `split_seed` stays the
+# profile's, so the held-out digits are MNIST instances no training run has seen.
+HELDOUT_SEED = 1_000_003
 
 
 def load_pipeline_module():
@@ -41,7 +45,7 @@ def load_pipeline_module():
 def heldout_scenes(out: Path, profile: str, mnist: Path, scenes: int | None) -> dict[str, Path]:
     """Competition-style held-out scenes with their labels and boxes: {images, labels, boxes}."""
     data = synth_stage.run(out, profile, mnist, progress=False, mode="competition", crop_size=0,
-                           scenes_train=0, empty_train=0,
+                           scenes_train=0, empty_train=0, seed=HELDOUT_SEED, max_sum=27,
                            **({"scenes_val": scenes} if scenes else {}))
     detection = Path(data) / "detection"
     return {"images": detection / "images" / "val", "labels": detection / "val_sums.csv",
@@ -81,9 +85,13 @@ def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None,
     with warnings.catch_warnings():
         # our base images are not named "python...": the runner warns, though umnist is installed here
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
-        pipeline.build(parts=parts, retries=False, s3_endpoint=None)(
-            images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], profile=str(profile),
-            mnist=uris["mnist"])
+        try:
+            pipeline.build(parts=parts, retries=False, s3_endpoint=None)(
+                images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], profile=str(profile),
+                mnist=uris["mnist"])
+        except RuntimeError as exc:  # kfp.local's way of saying a task failed; the task's log is above
+            message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())  # without kfp's colours
+            raise UmnistError(f"{message} (its log is above; outputs in {out / 'kfp'})") from None
     found = sorted((out / "kfp").glob("*/score/scores/metrics.json"))
     if not found:
         raise UmnistError(f"{out / 'kfp'}: the pipeline finished without a score (see the log above)")

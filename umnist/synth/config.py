@@ -19,6 +19,9 @@ class SynthConfig:
     empty_val: int = opt(0, "validation scenes with no digit (write-up: none)")
     digits_min: int = opt(3, "fewest digits in a non-empty scene (the competition has 3-5)")
     digits_max: int = opt(5, "most digits in a non-empty scene")
+    max_sum: int | None = opt(
+        None, "largest digit sum of a scene; None = no limit (the winner's generator: classes stay exactly "
+        "balanced); 27 = the competition's sums, for held-out sets scored like the competition's train.csv")
     digit_min_frac: float = opt(10 / 4000, "smallest digit side as a share of the scene side (10 px of 4000); "
                                 "'competition' mode draws sides from its own law (14 to 2100 px of 4000)")
     digit_max_frac: float = opt(1500 / 4000, "largest digit side as a share of the scene side (1500 px of 4000)")
@@ -40,7 +43,9 @@ class SynthConfig:
     mnist_val_fraction: float = opt(
         0.1, "share of MNIST instances held out for val scenes and val crops, so the classifier's validation "
         "digits are never seen in training (the original validated on its own training digits)")
-    seed: int = opt(0, "seed of everything: same seed and config give byte-identical output")
+    seed: int = opt(0, "seed of the scenes: same seed and config give byte-identical output")
+    split_seed: int = opt(0, "seed of the MNIST train/val split alone: keep it when changing `seed` for a "
+                          "held-out set, so its digits stay among those no training run has seen")
 
     def check(self) -> list[str]:
         problems = []
@@ -56,6 +61,8 @@ class SynthConfig:
             problems.append(f"empty_val={self.empty_val} exceeds scenes_val={self.scenes_val}")
         if not 1 <= self.digits_min <= self.digits_max:
             problems.append(f"digits {self.digits_min}..{self.digits_max}: need 1 <= digits_min <= digits_max")
+        if self.max_sum is not None and self.max_sum < 0:
+            problems.append(f"max_sum={self.max_sum} must not be negative")
         if self.scene_size < 32:
             problems.append(f"scene_size={self.scene_size} is too small (at least 32 px)")
         if not 0 < self.digit_min_frac <= self.digit_max_frac <= 1:

@@ -1,5 +1,6 @@
 """Plan, render in worker processes, write: scenes + labels, crop shards, tables, manifest."""
 
+import hashlib
 import multiprocessing as mp
 import os
 from collections import Counter
@@ -96,8 +97,8 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
     cfg = config.resolve(SynthConfig, "synth", profile, **overrides)
     images, labels = load_mnist(mnist, cfg.mnist_splits)
     workers = workers or os.cpu_count() or 1
+    pools = _split_mnist(labels, cfg.mnist_val_fraction, np.random.default_rng(cfg.split_seed))
     rng = np.random.default_rng(cfg.seed)
-    pools = _split_mnist(labels, cfg.mnist_val_fraction, rng)
     counts = {"train": (cfg.scenes_train, cfg.empty_train), "val": (cfg.scenes_val, cfg.empty_val)}
     jobs = []
     for split in SPLITS:
@@ -170,6 +171,7 @@ def _manifest(cfg, jobs, labels, pools, writers, raw_used, mnist_total) -> dict:
             "digits": len(used),
             "digits_per_class": np.bincount(np.asarray(digits, np.int64), minlength=10).tolist(),
             "mnist_pool": int(len(pools[split])),
+            "mnist_pool_sha1": hashlib.sha1(pools[split].astype(np.int64).tobytes()).hexdigest(),
             "mnist_instances_used": len(set(used)),
             "crops": sum(n for _, _, n in writers[split].rows),
             "crops_per_class": [writers[split].class_counts[c] for c in range(10)],

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from umnist.errors import UmnistError
 from umnist.synth.backgrounds import BACKGROUNDS, COMPETITION_SIDE
 from umnist.synth.config import SynthConfig
 
@@ -39,9 +40,12 @@ class DigitPlanner:
         # A class with no instance in the pool can never be drawn.
         self.counts = np.array([0 if len(q) else np.inf for q in self.queues], dtype=np.float64)
 
-    def next(self) -> tuple[int, int]:
-        """The next MNIST instance and its class."""
-        least = np.flatnonzero(self.counts == self.counts.min())
+    def next(self, largest: int = 9) -> tuple[int, int]:
+        """The next MNIST instance and its class, a class no larger than `largest`."""
+        allowed = self.counts[:largest + 1]
+        if not np.isfinite(allowed).any():
+            raise UmnistError(f"no MNIST digit of 0..{largest} in the pool: max_sum cannot be met")
+        least = np.flatnonzero(allowed == allowed.min())
         c = int(self.rng.choice(least))
         if self.position[c] == len(self.orders[c]):
             self.orders[c], self.position[c] = self.rng.permutation(self.queues[c]), 0
@@ -58,7 +62,10 @@ def plan_split(split: str, scenes: int, empty: int, planner: DigitPlanner, cfg: 
     plans = []
     for i in range(scenes):
         count = 0 if i in empty_ids else int(rng.integers(cfg.digits_min, cfg.digits_max + 1))
-        drawn = [planner.next() for _ in range(count)]
+        drawn = []
+        for _ in range(count):
+            budget = 9 if cfg.max_sum is None else min(9, cfg.max_sum - sum(c for _, c in drawn))
+            drawn.append(planner.next(budget))
         plans.append(ScenePlan(f"{split}_{i:06d}", (cfg.seed, split_code, i),
                                tuple(d[0] for d in drawn), tuple(d[1] for d in drawn)))
     return plans
