@@ -31,6 +31,8 @@ from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json
 from umnist.postprocess import skipped_images
 
+# read_gray reports an unreadable image in one line naming it; OpenCV's own decoder warnings would only add noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 PROB_COLUMNS = [f"p{d}" for d in range(10)]
 SCHEMA = pa.schema([
