@@ -7,6 +7,7 @@ name. Cases that run the models (infer) use the session's tiny detector and clas
 """
 
 import gzip
+import json
 import pathlib
 import re
 import shutil
@@ -280,3 +281,73 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(build, problem, tmp_path
     assert named in err and re.search(problem, err), err
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def write_scene_variants(scene: np.ndarray, folder: pathlib.Path) -> None:
+    """The same grey scene as colour JPEG, RGBA and 16-bit PNG, plus a non-square and a small version."""
+    folder.mkdir()
+    cv2.imwrite(str(folder / "grey.png"), scene)
+    cv2.imwrite(str(folder / "colour.jpeg"), cv2.merge([scene, scene // 2, 255 - scene]))
+    rgba = cv2.cvtColor(scene, cv2.COLOR_GRAY2BGRA)
+    rgba[..., 3] = 128
+    cv2.imwrite(str(folder / "rgba.png"), rgba)
+    cv2.imwrite(str(folder / "deep.png"), scene.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "wide.jpeg"), scene[: scene.shape[0] // 2])
+    cv2.imwrite(str(folder / "small.png"), cv2.resize(scene, (24, 24), interpolation=cv2.INTER_AREA))
+
+
+@slow
+def test_colour_rgba_16bit_non_square_and_small_images_are_converted(tiny_data, tiny_detector, tiny_classifier,
+                                                                    tmp_path, request):
+    scene = cv2.imread(str(good_scene(request.getfixturevalue)), cv2.IMREAD_GRAYSCALE)
+    write_scene_variants(scene, tmp_path / "images")
+    assert main(infer_args(tmp_path, request.getfixturevalue, tmp_path / "images")) == 0
+    found = pd.read_parquet(tmp_path / "out" / "detections.parquet")
+    assert sorted(found["image_id"].unique()) == ["colour", "deep", "grey", "rgba", "small", "wide"]
+    assert (found["error"] == "").all()
+    sizes = found.groupby("image_id")[["width", "height"]].first()
+    assert tuple(sizes.loc["wide"]) == (scene.shape[1], scene.shape[0] // 2)
+    assert tuple(sizes.loc["small"]) == (24, 24)
+
+    def boxes(image_id):
+        return found.loc[found["image_id"] == image_id, ["x1", "y1", "x2", "y2", "cls_digit"]].to_numpy()
+
+    # RGBA with equal colour channels and 16-bit = 257 x the grey values convert back to the very same pixels
+    np.testing.assert_array_equal(boxes("rgba"), boxes("grey"))
+    np.testing.assert_array_equal(boxes("deep"), boxes("grey"))
+
+
+@slow
+def test_skipped_images_are_recorded_and_listed_by_postprocess_and_score(tiny_data, tiny_detector,
+                                                                          tiny_classifier, tmp_path, request,
+                                                                          capsys):
+    """Policy bad_images=skip (the default): the run goes on; the unreadable images get an empty row with the
+    reason in `error` (sum 0), and every later stage names them."""
+    get = request.getfixturevalue
+    images = tmp_path / "images"
+    images.mkdir()
+    for scene in sorted((tiny_data / "detection" / "images" / "val").glob("*.jpg"))[:2]:
+        shutil.copy(scene, images / scene.name)
+    (images / "zero.jpeg").write_bytes(b"")
+    (images / "cut.jpeg").write_bytes(jpeg_bytes()[:-300])
+    out = tmp_path / "out"
+    argv = infer_args(tmp_path, get, images)
+    assert main([*argv[:-3], "--no-progress"]) == 0  # without --bad-images fail
+    printed = capsys.readouterr()
+    assert printed.err.count("umnist infer: skipped") == 2 and "cut.jpeg: truncated JPEG" in printed.err
+    assert "2 unreadable image(s) skipped" in printed.out
+    found = pd.read_parquet(out / "detections.parquet").set_index("image_id")
+    assert found.loc["zero", "error"].endswith("zero.jpeg: empty file") and found.loc["zero", "empty"]
+    assert found.loc["cut", "empty"] and found.loc[["val_000000", "val_000001"], "error"].eq("").all()
+
+    assert main(["postprocess", "--detections", str(out / "detections.parquet"), "--out", str(out)]) == 0
+    assert "2 image(s) were unreadable, skipped by infer and given sum 0: cut, zero" in capsys.readouterr().err
+    submission = pd.read_csv(out / "submission.csv").set_index("id")["digit_sum"]
+    assert submission["cut"] == submission["zero"] == 0
+    (tmp_path / "train.csv").write_text("id,digit_sum\n" + "".join(f"{i},{s}\n" for i, s in submission.items()))
+    assert main(["score", "--predictions", str(out), "--labels", str(tmp_path / "train.csv"), "--out",
+                 str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert sorted(metrics["skipped_images"]) == ["cut", "zero"]
+    report = (out / "report.html").read_text()
+    assert "Unreadable images skipped by infer (predicted sum 0): 2" in report and "zero.jpeg: empty file" in report
