@@ -71,3 +71,20 @@ def test_full_unpickler_only_for_the_named_checkpoints(tmp_path):
             torch.load(other)
     with pytest.raises(Exception, match="Weights only load failed"):
         torch.load(named)
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("killed mid-write")
+
+
+def test_checkpoint_saves_are_atomic_while_training(tmp_path):
+    """A save into the weights folder that dies part-way keeps the previous checkpoint whole."""
+    last = tmp_path / "weights" / "last.pt"
+    last.parent.mkdir()
+    with yolo_compat.atomic_checkpoint_saves(last.parent):
+        torch.save({"epoch": 0, "w": torch.ones(1000)}, last)
+        with pytest.raises(RuntimeError, match="killed mid-write"):
+            torch.save({"epoch": 1, "w": torch.ones(1000), "x": Unpicklable()}, last)
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt"]

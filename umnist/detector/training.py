@@ -217,7 +217,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     monitor.register(callbacks)
     reason = "epochs_done"
     trusted = yolo_compat.trusted_checkpoints(start_weights, last, out / "weights" / "best.pt")
-    with trusted, yolo_compat.process_state_kept():
+    with trusted, yolo_compat.process_state_kept(), yolo_compat.atomic_checkpoint_saves(out / "weights"):
         try:
             train_module.train(opt.hyp.copy(), opt, select_device(opt.device, batch_size=cfg.batch), callbacks)
         except _Stop as stop:
