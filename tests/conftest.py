@@ -66,8 +66,19 @@ def tiny_classifier(tiny_crops, tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="session")
-def tiny_detector(tiny_data, tmp_path_factory) -> Path:
-    """A detector trained with the whole `tiny` profile (a few seconds): its run folder."""
+def tiny_detector_data(mnist_dir, tmp_path_factory) -> Path:
+    """A small detection set (12 train scenes, 2 of them empty, 4 val; no crops) for detector training."""
+    from umnist import synth
+
+    out = tmp_path_factory.mktemp("synth-detector") / "data"
+    return synth.run(out, "tiny", mnist=mnist_dir, workers=2, progress=False, scenes_train=12, empty_train=2,
+                     scenes_val=4, crops_mnist=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tiny_detector_data, tmp_path_factory) -> Path:
+    """A finished tiny detector run (2 epochs, the objectness stop switched off): its output folder."""
     from umnist import detector
 
-    return detector.train(tiny_data, tmp_path_factory.mktemp("detector") / "run", "tiny")
+    return detector.train(tiny_detector_data, tmp_path_factory.mktemp("detector") / "run", "tiny", epochs=2,
+                          obj_loss_stop=0)

@@ -10,26 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from umnist import config, detector, synth, yolo_compat
+from umnist import config, detector, yolo_compat
 from umnist.cli import main
 from umnist.detector import Detector, DetectorConfig, read_checkpoint, training
 from umnist.detector.training import METRICS_COLUMNS
 from umnist.errors import UmnistError
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def data_dir(mnist_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("synth") / "data"
-    return synth.run(out, "tiny", mnist=mnist_dir, workers=2, progress=False, scenes_train=12, empty_train=2,
-                     scenes_val=4, crops_mnist=False)
-
-
-@pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
-    """A finished tiny run: 2 epochs, the objectness stop switched off."""
-    return detector.train(data_dir, tmp_path_factory.mktemp("det") / "run", "tiny", epochs=2, obj_loss_stop=0)
 
 
 def read_metrics(out):
@@ -41,8 +28,8 @@ def summary(out):
     return json.loads((out / "summary.json").read_text())
 
 
-def test_training_writes_weights_metrics_and_config(trained, data_dir):
-    rows = read_metrics(trained)
+def test_training_writes_weights_metrics_and_config(tiny_detector, tiny_detector_data):
+    rows = read_metrics(tiny_detector)
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert list(rows[0]) == list(METRICS_COLUMNS)
     for row in rows:
@@ -51,23 +38,23 @@ def test_training_writes_weights_metrics_and_config(trained, data_dir):
         assert values["obj_loss"] > 0 and values["box_loss"] > 0
         assert 0 <= values["precision"] <= 1 and 0 <= values["mAP50_95"] <= values["mAP50"] <= 1
         assert values["seconds"] > 0 and values["images_per_s"] > 0
-    assert summary(trained)["stop_reason"] == "epochs_done" and summary(trained)["epochs_completed"] == 2
-    speed = summary(trained)
+    assert summary(tiny_detector)["stop_reason"] == "epochs_done" and summary(tiny_detector)["epochs_completed"] == 2
+    speed = summary(tiny_detector)
     assert speed["images_per_s"] > 0 and speed["batch"] == 4 and speed["device"] == "cpu"
     assert speed["amp"] is False and speed["gpu_memory_peak_gb"] is None
     for name in ("best.pt", "last.pt"):
-        ckpt = read_checkpoint(trained / "weights" / name)
+        ckpt = read_checkpoint(tiny_detector / "weights" / name)
         assert ckpt["optimizer"] is None and ckpt["epoch"] == -1  # final: EMA weights only
         assert ckpt["model"].nc == 10 and next(ckpt["model"].parameters()).dtype == torch.float16
-    cfg = config.resolve(DetectorConfig, "detector", trained / "config.yaml")
+    cfg = config.resolve(DetectorConfig, "detector", tiny_detector / "config.yaml")
     assert (cfg.epochs, cfg.img_size, cfg.obj_loss_stop) == (2, 128, 0)
-    assert not list(data_dir.rglob("*.cache")), "yolov5's label caches must not land in the input data"
+    assert not list(tiny_detector_data.rglob("*.cache")), "yolov5's label caches must not land in the input data"
 
 
-def test_objectness_stop_through_the_cli(data_dir, tmp_path):
+def test_objectness_stop_through_the_cli(tiny_detector_data, tmp_path):
     """Also the GPU-speed settings on a real run: batch auto (4 without a GPU), no deterministic algorithms."""
     out = tmp_path / "run"
-    assert main(["train-detector", "--data", str(data_dir), "--out", str(out), "--epochs", "5",
+    assert main(["train-detector", "--data", str(tiny_detector_data), "--out", str(out), "--epochs", "5",
                  "--obj-loss-stop", "10", "--batch", "auto", "--deterministic", "false"]) == 0
     assert summary(out)["stop_reason"] == "obj_loss_reached"
     assert summary(out)["batch"] == 4 and summary(out)["deterministic"] is False
@@ -83,7 +70,7 @@ def _yolov5_callbacks():
     return Callbacks
 
 
-def test_resume_after_interruption(data_dir, tmp_path, monkeypatch):
+def test_resume_after_interruption(tiny_detector_data, tmp_path, monkeypatch):
     Callbacks = _yolov5_callbacks()
     run_hook = Callbacks.run
 
@@ -96,21 +83,21 @@ def test_resume_after_interruption(data_dir, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(Callbacks, "run", killed_after_first_checkpoint)
         with pytest.raises(KeyboardInterrupt):
-            detector.train(data_dir, out, "tiny", epochs=3, obj_loss_stop=0)
+            detector.train(tiny_detector_data, out, "tiny", epochs=3, obj_loss_stop=0)
     assert read_checkpoint(out / "weights" / "last.pt")["epoch"] == 0
     assert len(read_metrics(out)) == 1 and not (out / "summary.json").exists()
     with pytest.raises(UmnistError, match="--resume"):
-        detector.train(data_dir, out, "tiny")
+        detector.train(tiny_detector_data, out, "tiny")
 
-    detector.train(data_dir, out, resume=True)
+    detector.train(tiny_detector_data, out, resume=True)
     assert [int(r["epoch"]) for r in read_metrics(out)] == [0, 1, 2]
     assert summary(out)["stop_reason"] == "epochs_done" and summary(out)["epochs_completed"] == 3
     with pytest.raises(UmnistError, match="nothing to resume"):
-        detector.train(data_dir, out, resume=True)
+        detector.train(tiny_detector_data, out, resume=True)
 
 
 @pytest.mark.parametrize("late_at, call, epochs_done", [("on_model_save", 1, 1), ("on_train_batch_end", 1, 0)])
-def test_time_budget_stops_cleanly(data_dir, tmp_path, monkeypatch, late_at, call, epochs_done):
+def test_time_budget_stops_cleanly(tiny_detector_data, tmp_path, monkeypatch, late_at, call, epochs_done):
     """The clock jumps an hour at the given yolov5 hook: after epoch 0's checkpoint, or inside it."""
     callbacks = _yolov5_callbacks()
     run_hook, calls, skipped = callbacks.run, [], [0.0]
@@ -124,34 +111,35 @@ def test_time_budget_stops_cleanly(data_dir, tmp_path, monkeypatch, late_at, cal
     monkeypatch.setattr(callbacks, "run", hour_passes_at)
     monkeypatch.setattr(training, "monotonic", lambda: time.monotonic() + skipped[0])
     out = tmp_path / "run"
-    detector.train(data_dir, out, "tiny", epochs=100, obj_loss_stop=0, max_minutes=30)
+    detector.train(tiny_detector_data, out, "tiny", epochs=100, obj_loss_stop=0, max_minutes=30)
     assert summary(out)["stop_reason"] == "time_budget" and summary(out)["epochs_completed"] == epochs_done
     assert read_checkpoint(out / "weights" / "best.pt")["optimizer"] is None
     monkeypatch.undo()
     if epochs_done:  # stopped between epochs: last.pt keeps its training state and the run can go on
         assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is not None
-        detector.train(data_dir, out, resume=True, epochs=epochs_done + 1, max_minutes=None)
+        detector.train(tiny_detector_data, out, resume=True, epochs=epochs_done + 1, max_minutes=None)
         assert summary(out)["stop_reason"] == "epochs_done"
         assert len(read_metrics(out)) == epochs_done + 1
     else:  # stopped inside the first epoch: the weights so far are saved, final
         assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
         with pytest.raises(UmnistError, match="nothing to resume"):
-            detector.train(data_dir, out, resume=True)
+            detector.train(tiny_detector_data, out, resume=True)
 
 
 @pytest.fixture(scope="module")
-def scene(data_dir):
+def scene(tiny_detector_data):
     """A grey val scene reduced to 128 x 96 (W x H): the tiny model's input size, not square."""
-    image = cv2.imread(str(data_dir / "detection" / "images" / "val" / "val_000000.jpg"), cv2.IMREAD_GRAYSCALE)
+    path = tiny_detector_data / "detection" / "images" / "val" / "val_000000.jpg"
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     return cv2.resize(image, (128, 96), interpolation=cv2.INTER_AREA)
 
 
 @pytest.mark.parametrize("shape", ["wide", "tall"])
-def test_detect_returns_boxes_in_original_pixels(trained, scene, shape):
+def test_detect_returns_boxes_in_original_pixels(tiny_detector, scene, shape):
     """Twice as large (nearest) letterboxes to the same network input, so the boxes must be exactly twice."""
     small = scene if shape == "wide" else scene.T.copy()
     large = cv2.resize(small, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    found = Detector(trained / "weights" / "best.pt", img_size=128, conf=0.0).detect([small, large], batch_size=2)
+    found = Detector(tiny_detector / "weights" / "best.pt", img_size=128, conf=0.0).detect([small, large], batch_size=2)
     assert 0 < len(found[0]) <= 5 and len(found[0]) == len(found[1])
     for image, det in zip((small, large), found, strict=True):
         assert det.boxes.dtype == np.float32 and det.conf.dtype == np.float32 and det.cls.dtype == np.int64
@@ -164,10 +152,10 @@ def test_detect_returns_boxes_in_original_pixels(trained, scene, shape):
     np.testing.assert_allclose(found[1].conf, found[0].conf, atol=1e-5)
 
 
-def test_detect_grey_colour_and_path_agree(trained, scene, tmp_path):
+def test_detect_grey_colour_and_path_agree(tiny_detector, scene, tmp_path):
     path = tmp_path / "scene.png"
     cv2.imwrite(str(path), scene)
-    det = Detector(trained / "weights" / "best.pt", img_size=128, conf=0.0, max_det=3)
+    det = Detector(tiny_detector / "weights" / "best.pt", img_size=128, conf=0.0, max_det=3)
     grey, colour, from_file = det.detect([scene, np.dstack([scene] * 3), path], batch_size=3)
     assert len(grey) == 3
     for other in (colour, from_file):
@@ -175,8 +163,8 @@ def test_detect_grey_colour_and_path_agree(trained, scene, tmp_path):
         np.testing.assert_array_equal(other.cls, grey.cls)
 
 
-def test_detect_rejects_bad_images(trained, tmp_path):
-    det = Detector.from_profile(trained / "weights" / "best.pt", "tiny", max_det=4)
+def test_detect_rejects_bad_images(tiny_detector, tmp_path):
+    det = Detector.from_profile(tiny_detector / "weights" / "best.pt", "tiny", max_det=4)
     assert (det.img_size, det.conf, det.iou, det.max_det) == (128, 0.1, 0.1, 4)
     with pytest.raises(UmnistError, match="not a readable image"):
         det.detect([tmp_path / "missing.jpg"])
@@ -184,10 +172,10 @@ def test_detect_rejects_bad_images(trained, tmp_path):
         det.detect([np.zeros((8, 8), np.float32)])
 
 
-def _bad_weights(kind, trained, tmp_path):
+def _bad_weights(kind, tiny_detector, tmp_path):
     path = tmp_path / f"{kind}.pt"
     if kind == "truncated":
-        data = (trained / "weights" / "best.pt").read_bytes()
+        data = (tiny_detector / "weights" / "best.pt").read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif kind == "text":
         path.write_text("not weights\n")
@@ -196,7 +184,7 @@ def _bad_weights(kind, trained, tmp_path):
     elif kind == "three_classes":
         from yolov5.models.yolo import Model
 
-        ckpt = torch.load(trained / "weights" / "best.pt", weights_only=False)
+        ckpt = torch.load(tiny_detector / "weights" / "best.pt", weights_only=False)
         ckpt["model"] = Model(ckpt["model"].yaml, nc=3).half()
         torch.save(ckpt, path)
     return path
@@ -206,14 +194,14 @@ def _bad_weights(kind, trained, tmp_path):
     ("missing", "not found"), ("truncated", "truncated or corrupt"), ("text", "not a readable PyTorch"),
     ("state_dict", "not a YOLOv5 checkpoint"), ("three_classes", "3 classes"),
 ])
-def test_bad_weights_give_one_clear_line(kind, message, trained, data_dir, tmp_path):
-    path = _bad_weights(kind, trained, tmp_path)
+def test_bad_weights_give_one_clear_line(kind, message, tiny_detector, tiny_detector_data, tmp_path):
+    path = _bad_weights(kind, tiny_detector, tmp_path)
     with pytest.raises(UmnistError, match=message) as err:
         Detector(path, img_size=128)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     if kind != "three_classes":  # fine-tuning from another class count is allowed
         with pytest.raises(UmnistError, match=message):
-            detector.train(data_dir, tmp_path / "run", "tiny", weights=path)
+            detector.train(tiny_detector_data, tmp_path / "run", "tiny", weights=path)
 
 
 

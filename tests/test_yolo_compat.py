@@ -84,3 +84,20 @@ def test_seeding_follows_the_setting_and_is_undone(deterministic):
             assert torch.backends.cudnn.benchmark  # cuDNN autotunes the fixed training size instead
     assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
     assert train.init_seeds is original
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("killed mid-write")
+
+
+def test_checkpoint_saves_are_atomic_while_training(tmp_path):
+    """A save into the weights folder that dies part-way keeps the previous checkpoint whole."""
+    last = tmp_path / "weights" / "last.pt"
+    last.parent.mkdir()
+    with yolo_compat.atomic_checkpoint_saves(last.parent):
+        torch.save({"epoch": 0, "w": torch.ones(1000)}, last)
+        with pytest.raises(RuntimeError, match="killed mid-write"):
+            torch.save({"epoch": 1, "w": torch.ones(1000), "x": Unpicklable()}, last)
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt"]

@@ -9,6 +9,7 @@ part files (so memory stays flat and a killed run resumes where it stopped), the
 """
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,7 +30,10 @@ from umnist.crops import cut_squares
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json
+from umnist.postprocess import skipped_images
 
+# read_gray reports an unreadable image in one line naming it; OpenCV's own decoder warnings would only add noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 PROB_COLUMNS = [f"p{d}" for d in range(10)]
 SCHEMA = pa.schema([
@@ -80,9 +84,14 @@ def list_images(images_dir: Path) -> list[Path]:
 
 def read_gray(path: Path) -> np.ndarray:
     """The image as 8-bit grayscale (colour, RGBA and 16-bit files are converted); UmnistError if unreadable."""
-    if path.stat().st_size == 0:
+    data = path.read_bytes()
+    if not data:
         raise UmnistError(f"{path}: empty file")
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    # libjpeg decodes a truncated JPEG without an error (the missing rows come out grey): a complete one has
+    # its end-of-image marker after the last start-of-scan (an EXIF thumbnail's own markers come before both).
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise UmnistError(f"{path}: truncated JPEG (no end-of-image marker after the last scan)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         raise UmnistError(f"{path}: not a readable image (corrupt, truncated or not an image)")
     if min(image.shape) < 8:
@@ -179,36 +188,27 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
         if parts.exists() and not resume:
             for stale in parts.glob("*.parquet"):
                 stale.unlink()
-        parts.mkdir(parents=True, exist_ok=True)
         done = {p.stem for p in parts.glob("*.parquet")}
         chunks = [paths[i:i + cfg.part_images] for i in range(0, len(paths), cfg.part_images)]
         todo = [(k, chunk) for k, chunk in enumerate(chunks) if f"part-{k:05d}" not in done]
+        # The weights are checked before anything is written, so a wrong file leaves no output behind.
         models = Models(detector_weights, classifier_weights, profile, cfg.device) if todo else None
+        out_existed = out.exists()
+        parts.mkdir(parents=True, exist_ok=True)
         started, decode_seconds = time.perf_counter(), [0.0]
         bar = tqdm(total=len(paths), initial=len(paths) - sum(len(c) for _, c in todo), desc="infer",
                    unit="img", disable=not progress)
-        for k, chunk in todo:
-            tables = []
-            batch: list[tuple[Path, np.ndarray]] = []
-            for path, image, error in decoded(chunk, cfg, decode_seconds):
-                if image is None:
-                    if cfg.bad_images == "fail":
-                        raise UmnistError(error)
-                    tqdm.write(f"umnist infer: skipped {error}")
-                    tables.append(_rows(path.stem, None, np.zeros((0, 6)), None, error))
-                    bar.update()
-                    continue
-                batch.append((path, image))
-                if len(batch) == cfg.batch_images:
-                    tables += _infer_batch(models, batch, cfg)
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                tables += _infer_batch(models, batch, cfg)
-                bar.update(len(batch))
-            with atomic_path(parts / f"part-{k:05d}.parquet") as tmp:
-                pq.write_table(_merge(tables), tmp)
-        bar.close()
+        try:
+            for k, chunk in todo:
+                _infer_part(models, chunk, cfg, decode_seconds, bar, parts / f"part-{k:05d}.parquet")
+        except UmnistError:
+            if not any(parts.iterdir()):  # no finished part to resume from: leave no trace
+                parts.rmdir()
+                if not out_existed and not any(out.iterdir()):
+                    out.rmdir()
+            raise
+        finally:
+            bar.close()
         if models is not None:
             elapsed = time.perf_counter() - started
             done_now = sum(len(c) for _, c in todo)
@@ -227,6 +227,31 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
                     classifier_weights=str(classifier_weights), images=str(images))
         config.save(config.resolve(DetectorConfig, "detector", profile), "detector", out, profile)
     return out / "detections.parquet"
+
+
+def _infer_part(models: Models, chunk: list[Path], cfg: InferConfig, decode_seconds: list[float], bar,
+                part: Path) -> None:
+    """Detect and classify one part's images into the part file `part` (written only when complete)."""
+    tables = []
+    batch: list[tuple[Path, np.ndarray]] = []
+    for path, image, error in decoded(chunk, cfg, decode_seconds):
+        if image is None:
+            if cfg.bad_images == "fail":
+                raise UmnistError(f"{error} (bad_images=fail; bad_images=skip records it and goes on)")
+            tqdm.write(f"umnist infer: skipped {error}", file=sys.stderr)
+            tables.append(_rows(path.stem, None, np.zeros((0, 6)), None, error))
+            bar.update()
+            continue
+        batch.append((path, image))
+        if len(batch) == cfg.batch_images:
+            tables += _infer_batch(models, batch, cfg)
+            bar.update(len(batch))
+            batch = []
+    if batch:
+        tables += _infer_batch(models, batch, cfg)
+        bar.update(len(batch))
+    with atomic_path(part) as tmp:
+        pq.write_table(_merge(tables), tmp)
 
 
 def _infer_batch(models: Models, batch: list[tuple[Path, np.ndarray]], cfg: InferConfig) -> list[dict]:
@@ -255,7 +280,10 @@ def register(sub) -> None:
 def run_cli(args) -> int:
     path = run(args.images, args.detector, args.classifier, args.out, args.profile, resume=args.resume,
                progress=not args.no_progress, **config.overrides_from_args(args))
-    table = pq.read_table(path, columns=["image_id", "empty"])
+    table = pq.read_table(path, columns=["image_id", "empty", "error"])
+    skipped = skipped_images(table.to_pandas())
     print(f"{len(set(table['image_id'].to_pylist()))} images, "
-          f"{table.num_rows - sum(table['empty'].to_pylist())} detections; wrote {path}")
+          f"{table.num_rows - sum(table['empty'].to_pylist())} detections"
+          + (f", {len(skipped)} unreadable image(s) skipped (error column, sum 0)" if skipped else "")
+          + f"; wrote {path}")
     return 0

@@ -12,6 +12,7 @@ images with no detection (sum 0).
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,15 @@ def filter_detections(table: pd.DataFrame, cfg: PostprocessConfig) -> pd.DataFra
     return out
 
 
+def skipped_images(table: pd.DataFrame) -> dict[str, str]:
+    """Image id -> why infer could not read it (policy bad_images=skip: an empty row, so sum 0), sorted by id.
+    Tables without the `error` column (written before it existed, or by hand) have none."""
+    if "error" not in table.columns:
+        return {}
+    rows = table.loc[table["error"].fillna("").astype(str) != ""]
+    return dict(sorted(zip(rows["image_id"].astype(str), rows["error"].astype(str), strict=True)))
+
+
 def check_detections(table: pd.DataFrame, name: str) -> None:
     """One-line errors for a detections table that breaks the documented format (docs/formats.md)."""
     missing = [c for c in DETECTION_COLUMNS if c not in table.columns]
@@ -198,4 +208,8 @@ def run_cli(args) -> int:
     print(f"{filtered['image_id'].nunique()} images, {int(filtered['kept'].sum())} digits kept; dropped: "
           f"{int(reasons.get(NESTED, 0))} nested, {int(reasons.get(LOW_PROB, 0))} below the floor; "
           f"wrote {Path(args.out) / 'submission.csv'}")
+    skipped = skipped_images(filtered)
+    if skipped:
+        print(f"{len(skipped)} image(s) were unreadable, skipped by infer and given sum 0: "
+              + ", ".join(list(skipped)[:5]) + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
     return 0

@@ -124,6 +124,10 @@ def render(metrics: dict, sums: pd.DataFrame, detections: pd.DataFrame, images_d
               _table(["sum", "images", "correct", "accuracy"], per_sum)]
     parts += ["<h2>Confusion matrix (rows: true sum, columns: predicted sum)</h2>",
               _confusion(metrics["confusion"])]
+    skipped = metrics.get("skipped_images") or {}
+    if skipped:
+        parts += [f'<h2 class="left-out">Unreadable images skipped by infer (predicted sum 0): {len(skipped)}</h2>',
+                  _table(["image", "error"], [[i, e] for i, e in skipped.items()])]
     wrong = metrics["wrong_ids"]
     shown = wrong[:gallery_limit]
     parts.append(f"<h2>Wrong images: {len(wrong)}</h2>")

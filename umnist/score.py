@@ -17,7 +17,7 @@ import pandas as pd
 
 from umnist.errors import UmnistError
 from umnist.fileio import write_json
-from umnist.postprocess import BOX_COLUMNS, MAX_SUM, check_detections, digit_sums, read_detections
+from umnist.postprocess import BOX_COLUMNS, MAX_SUM, check_detections, digit_sums, read_detections, skipped_images
 
 SUM_HEADER = ["id", "digit_sum"]
 BOXES_HEADER = ["id", "digit", "x1", "y1", "x2", "y2"]
@@ -223,6 +223,7 @@ def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
         mask = filtered["kept"].to_numpy(bool) if rows == "kept" else None
         predicted[level] = digit_sums(filtered, digit_column, mask)
     metrics = sum_metrics(truth, predicted)
+    metrics["skipped_images"] = skipped_images(filtered)
     metrics["boxes"] = None
     if boxes_csv is not None:
         truth_boxes = read_boxes(boxes_csv)

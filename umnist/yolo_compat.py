@@ -179,3 +179,31 @@ def trusted_checkpoints(*paths: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         torch.load = original
+
+
+@contextlib.contextmanager
+def atomic_checkpoint_saves(folder: str | os.PathLike) -> Iterator[None]:
+    """Make yolov5's checkpoint saves into `folder` atomic while the block runs.
+
+    yolov5's train() writes last.pt and best.pt with a plain torch.save, which truncates the previous file
+    first: a run killed during that write would keep neither the old checkpoint nor the new one, and could not
+    resume. Here such a save goes to a temporary name and is renamed when complete.
+    """
+    import torch
+
+    from umnist.fileio import atomic_path
+
+    folder = Path(folder).resolve()
+    original = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if isinstance(f, str | os.PathLike) and Path(f).resolve().parent == folder:
+            with atomic_path(f) as tmp:
+                return original(obj, tmp, *args, **kwargs)
+        return original(obj, f, *args, **kwargs)
+
+    torch.save = save
+    try:
+        yield
+    finally:
+        torch.save = original

@@ -43,14 +43,13 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         raise UmnistError(f"{out}: holds a run already (last.pt); pass --resume or choose another --out")
     cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
     train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
-    config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
-                _init_weights=str(init_weights) if init_weights else None)
-
     device = default_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = DigitNet(cfg.arch, cfg.img_size)
     if init_weights and not resume:
         print(load_init_weights(model, init_weights))
+    config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
+                _init_weights=str(init_weights) if init_weights else None)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr_at(0))
     state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0}
     rows: list[dict] = []

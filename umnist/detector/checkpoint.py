@@ -6,6 +6,7 @@ torch's full unpickler. That runs code from the file, so it is used only on path
 runs wrote, through `yolo_compat.trusted_checkpoints`.
 """
 
+import logging
 import os
 import pickle
 import zipfile
@@ -47,11 +48,20 @@ def read_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASS
 
 
 def checkpoint_model(ckpt: dict):
-    """The model to run from a checkpoint: the EMA weights when present, in float32, eval mode, BN fused."""
+    """The model to run from a checkpoint: the EMA weights when present, in float32, eval mode, BN fused.
+
+    yolov5 logs "Fusing layers..." and a model summary to stderr while fusing: silenced, so that what a user
+    sees on stderr from a command is its progress and, on a problem, the one-line error."""
     import torch
 
     model = (ckpt.get("ema") or ckpt["model"]).float()
     for module in model.modules():
         if isinstance(module, torch.nn.Upsample) and not hasattr(module, "recompute_scale_factor"):
             module.recompute_scale_factor = None  # checkpoints pickled before torch 1.11
-    return model.fuse().eval()
+    yolov5_logger = logging.getLogger("yolov5")
+    level = yolov5_logger.level
+    yolov5_logger.setLevel(logging.WARNING)
+    try:
+        return model.fuse().eval()
+    finally:
+        yolov5_logger.setLevel(level)

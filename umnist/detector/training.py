@@ -226,7 +226,8 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     monitor.register(callbacks)
     reason = "epochs_done"
     trusted = yolo_compat.trusted_checkpoints(start_weights, last, out / "weights" / "best.pt")
-    with trusted, yolo_compat.process_state_kept(), yolo_compat.seeding(train_module, cfg.deterministic):
+    with trusted, yolo_compat.process_state_kept(), yolo_compat.seeding(train_module, cfg.deterministic), \
+            yolo_compat.atomic_checkpoint_saves(out / "weights"):
         try:
             train_module.train(opt.hyp.copy(), opt, device, callbacks)
         except _Stop as stop:
