@@ -69,19 +69,12 @@ def random_after_header(path):
     path.write_bytes(data[:20] + np.random.default_rng(1).integers(0, 256, len(data) - 20, np.uint8).tobytes())
 
 
-def bad_detector(write):
+def bad_weights(which, write):
+    """infer with a bad `which` ("detector" or "classifier") weights file written by `write`."""
     def build(tmp, get):
-        path = tmp / "detector.pt"
+        path = tmp / f"{which}.pt"
         write(path, get)
-        return infer_args(tmp, get, detector=path), str(path)
-    return build
-
-
-def bad_classifier(write):
-    def build(tmp, get):
-        path = tmp / "classifier.pt"
-        write(path, get)
-        return infer_args(tmp, get, classifier=path), str(path)
+        return infer_args(tmp, get, **{which: path}), str(path)
     return build
 
 
@@ -201,20 +194,21 @@ CASES = [
     pytest.param(command("infer", "--images", "{tmp}/nowhere", "--detector", "d.pt", "--classifier", "c.pt",
                          "--out", "{tmp}/out", named="{tmp}/nowhere"), "no such file", id="images-no-folder"),
     # weights
-    pytest.param(bad_detector(lambda p, get: p.write_text("not weights\n")), "not a readable PyTorch",
+    pytest.param(bad_weights("detector", lambda p, get: p.write_text("not weights\n")), "not a readable PyTorch",
                  id="detector-text-file", marks=slow),
-    pytest.param(bad_detector(half_of(detector_weights)), "truncated or corrupt", id="detector-truncated",
+    pytest.param(bad_weights("detector", half_of(detector_weights)), "truncated or corrupt", id="detector-truncated",
                  marks=slow),
-    pytest.param(bad_detector(three_class_detector), "3 classes; umnist detects 10", id="detector-3-classes",
+    pytest.param(bad_weights("detector", three_class_detector), "3 classes; umnist detects 10", id="detector-3-classes",
                  marks=slow),
-    pytest.param(bad_detector(lambda p, get: shutil.copy(classifier_weights(get), p)), "not a YOLOv5 checkpoint",
-                 id="detector-given-classifier-file", marks=slow),
-    pytest.param(bad_classifier(pickled_objects), "refused, it holds pickled objects",
+    pytest.param(bad_weights("detector", lambda p, get: shutil.copy(classifier_weights(get), p)),
+                 "not a YOLOv5 checkpoint", id="detector-given-classifier-file", marks=slow),
+    pytest.param(bad_weights("classifier", pickled_objects), "refused, it holds pickled objects",
                  id="classifier-needs-pickle", marks=slow),
-    pytest.param(bad_classifier(lambda p, get: shutil.copy(detector_weights(get), p)),
+    pytest.param(bad_weights("classifier", lambda p, get: shutil.copy(detector_weights(get), p)),
                  "refused, it holds pickled objects", id="classifier-given-detector-file", marks=slow),
-    pytest.param(bad_classifier(half_of(classifier_weights)), "truncated", id="classifier-truncated", marks=slow),
-    pytest.param(bad_classifier(lambda p, get: None), "weights file not found", id="classifier-missing",
+    pytest.param(bad_weights("classifier", half_of(classifier_weights)), "truncated", id="classifier-truncated",
+                 marks=slow),
+    pytest.param(bad_weights("classifier", lambda p, get: None), "weights file not found", id="classifier-missing",
                  marks=slow),
     pytest.param(init_weights_with_objects, "refused, it holds pickled objects", id="init-weights-need-pickle"),
     pytest.param(detector_start_weights_text, "not a readable PyTorch", id="detector-start-weights-text"),
