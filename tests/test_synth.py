@@ -14,8 +14,9 @@ from umnist.errors import UmnistError
 from umnist.mnist import load_mnist
 from umnist.synth.backgrounds import BACKGROUNDS
 from umnist.synth.config import SynthConfig
-from umnist.synth.generate import _split_mnist
-from umnist.synth.scenes import DigitPlanner, ScenePlan, place_boxes, render_scene
+from umnist.synth.generate import _split_mnist, raw_mnist_crop
+from umnist.synth.scenes import (DigitPlanner, ScenePlan, digit_mask, largest_empty_rectangle, place_boxes,
+                                 render_scene)
 
 
 @pytest.fixture(scope="module", params=["solution", "competition"])
@@ -71,8 +72,8 @@ def test_labels_are_where_the_digit_pixels_are(dataset, mnist_dir):
             x2, y2 = round((cx + w / 2) * side), round((cy + h / 2) * side)
             box = digits[y1:y2, x1:x2]
             assert box.mean() > 0.05, f"{path.name}: box {x1, y1, x2, y2} holds almost no digit pixels"
-            # tight: digit pixels reach each edge (JPEG noise aside)
-            assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
+            # the digit's whole square bitmap: a square, and wide enough for yolov5 to keep (> 2 px)
+            assert x2 - x1 == y2 - y1 >= cfg.digit_min_px
             inside[y1:y2, x1:x2] = True
         # outside the boxes only JPEG noise at background edges may differ
         assert (digits & ~inside).mean() < 0.002
@@ -80,7 +81,7 @@ def test_labels_are_where_the_digit_pixels_are(dataset, mnist_dir):
 
 def test_no_overlaps_and_sizes_within_bounds(dataset):
     cfg = load_cfg(dataset)
-    high = cfg.digit_max_frac * cfg.scene_size if cfg.mode == "solution" else cfg.scene_size
+    high = cfg.cell_frac[1] * cfg.scene_size if cfg.mode == "solution" else cfg.scene_size
     table = np.genfromtxt(dataset / "detection" / "train_boxes.csv", delimiter=",", skip_header=1, dtype=None,
                           encoding=None)
     by_scene = {}
@@ -89,7 +90,7 @@ def test_no_overlaps_and_sizes_within_bounds(dataset):
     for boxes in by_scene.values():
         boxes = np.array(boxes)
         sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        assert (sides <= high).all() and (sides >= 2).all()
+        assert (sides <= high).all() and (sides >= cfg.digit_min_px).all()
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 a, b = boxes[i], boxes[j]
@@ -97,11 +98,12 @@ def test_no_overlaps_and_sizes_within_bounds(dataset):
 
 
 @pytest.mark.parametrize("mode", ["solution", "competition"])
-def test_cells_sizes_and_no_overlap_at_full_size(mode):
+def test_digit_sizes_follow_the_law_of_their_mode_at_full_size(mode):
+    """'solution': the winner's cells up to half the side, so digits reach ~2000 px of 4000 and spread over the
+    whole range (median ~250 px at 2560); 'competition': the V-shaped law (tiny and huge most likely)."""
     cfg = SynthConfig(mode=mode)
-    low, high = max(cfg.digit_min_px, np.ceil(cfg.digit_min_frac * cfg.scene_size)), cfg.digit_max_frac * cfg.scene_size
-    if mode == "competition":
-        low, high = cfg.digit_min_px, cfg.scene_size
+    low = max(cfg.digit_min_px, np.ceil(cfg.digit_min_frac * cfg.scene_size))
+    high = cfg.cell_frac[1] * cfg.scene_size if mode == "solution" else cfg.scene_size
     rng = np.random.default_rng(1)
     sides = []
     for _ in range(200):
@@ -111,15 +113,22 @@ def test_cells_sizes_and_no_overlap_at_full_size(mode):
         assert (side >= low).all() and (side <= high).all()
         assert (cells >= 0).all() and (cells <= cfg.scene_size).all()
         sides += side.tolist()
-    sides = np.array(sides)
-    if mode == "solution":  # uniform: every tenth of the range is hit about equally
-        hist = np.histogram(sides, bins=10, range=(low, high))[0]
-        assert hist.min() > 0.5 * hist.mean()
+    sides = np.array(sides) * 4000 / cfg.scene_size  # in the competition's pixels
+    if mode == "solution":
+        assert 150 < np.median(sides) < 600 and sides.max() > 1500 and 0.01 < np.mean(sides < 50) < 0.15
     else:  # V-shaped law: small and large digits more likely than mid-sized ones
-        unit = cfg.scene_size / 4000 * 28
-        small, middle, large = (sides < 10 * unit).sum(), ((sides > 33 * unit) & (sides < 43 * unit)).sum(), \
-            (sides > 66 * unit).sum()
+        small, middle, large = (sides < 280).sum(), ((sides > 33 * 28) & (sides < 43 * 28)).sum(), \
+            (sides > 66 * 28).sum()
         assert small > middle and large > middle
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_largest_empty_rectangle_is_the_largest(seed):
+    occupied = np.random.default_rng(seed).random((7, 9)) < 0.2
+    r1, c1, r2, c2 = largest_empty_rectangle(occupied)
+    brute = max((b - a) * (d - c) for a in range(7) for b in range(a + 1, 8) for c in range(9)
+                for d in range(c + 1, 10) if not occupied[a:b, c:d].any())
+    assert not occupied[r1:r2, c1:c2].any() and (r2 - r1) * (c2 - c1) == brute
 
 
 def test_balanced_classes(dataset):
@@ -163,12 +172,42 @@ def test_crop_set(dataset):
         assert synthetic.max() - synthetic.min() <= 1
 
 
-def test_val_digits_never_in_train(mnist_dir):
-    cfg = SynthConfig(scene_size=256, scenes_train=30, empty_train=0, scenes_val=10, mnist_splits=("test",))
-    _, labels = load_mnist(mnist_dir, ("test",))
-    pools = _split_mnist(labels, cfg.mnist_val_fraction, np.random.default_rng(0))
+@pytest.mark.parametrize("splits", [("test",), ("train", "test")])
+def test_val_digits_never_in_train_and_come_from_mnist_test(splits):
+    """The competition's digits are MNIST-train digits: val/held-out digits come from MNIST test alone, the
+    same ones whether MNIST train is loaded or not, and training may use every MNIST-train digit."""
+    rng = np.random.default_rng(3)
+    test_labels = rng.integers(0, 10, 500)
+    labels = np.concatenate([rng.integers(0, 10, 800), test_labels]) if "train" in splits else test_labels
+    from_test = np.arange(len(labels)) >= len(labels) - len(test_labels)
+    pools = _split_mnist(labels, from_test, 0.1, np.random.default_rng(0))
     assert not set(pools["train"].tolist()) & set(pools["val"].tolist())
     assert len(pools["train"]) + len(pools["val"]) == len(labels)
+    assert from_test[pools["val"]].all() and 40 <= len(pools["val"]) <= 60
+    assert (~from_test).sum() == (~from_test[pools["train"]]).sum()  # every train digit trains
+    only_test = _split_mnist(test_labels, np.ones(500, bool), 0.1, np.random.default_rng(0))["val"]
+    assert (pools["val"] - (len(labels) - 500)).tolist() == only_test.tolist()
+
+
+def test_shards_mix_synthetic_and_raw_crops(mnist_dir, tmp_path):
+    """Raw MNIST crops are spread over the synthetic ones, not appended after them: every shard holds both,
+    in about the set's proportion, so batches mix sources."""
+    out = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, progress=False, workers=1, scenes_train=60,
+                    empty_train=0, scenes_val=2, crop_shard_size=100)
+    shares = []
+    for shard in sorted((out / "crops" / "train").glob("*.npz")):
+        with np.load(shard) as z:
+            shares.append(z["source"].mean())
+    overall = np.mean(shares)
+    assert len(shares) >= 4 and all(abs(s - overall) < 0.15 for s in shares[:-1]), shares
+
+
+def test_raw_mnist_crops_are_framed_like_scene_digits(mnist_dir):
+    """A raw MNIST crop is the digit's whole frame, binarised, exactly as synth draws a digit into a scene."""
+    images, _ = load_mnist(mnist_dir, ("test",))
+    crop = raw_mnist_crop(images[0], 64)
+    assert crop.shape == (64, 64) and set(np.unique(crop)) <= {0, 255}
+    assert (crop == digit_mask(images[0], 64)).all()
 
 
 def test_held_out_set_with_another_seed_keeps_the_split(mnist_dir, tmp_path):
@@ -216,10 +255,9 @@ def test_render_is_exact_without_jpeg(mnist_dir):
     background = BACKGROUNDS["solution"](np.random.default_rng((0, 0, 0)), cfg)
     digits = (scene ^ background) > 0
     covered = np.zeros_like(digits)
-    for x1, y1, x2, y2 in boxes:
+    for index, (x1, y1, x2, y2) in zip(plan.mnist_indices, boxes, strict=True):
         covered[y1:y2, x1:x2] = True
-        box = digits[y1:y2, x1:x2]
-        assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
+        assert ((digits[y1:y2, x1:x2] > 0) == (digit_mask(images[index], int(x2 - x1)) > 0)).all()
     assert not (digits & ~covered).any()
 
 
@@ -227,6 +265,7 @@ def test_render_is_exact_without_jpeg(mnist_dir):
     ({"scenes_train": -1}, "scenes_train=-1 must not be negative"),
     ({"empty_train": 99}, "empty_train=99 exceeds scenes_train"),
     ({"digit_min_px": 200}, "digit_min_px=200 is larger than the largest digit side"),
+    ({"cell_frac": [0.5, 0.1]}, "cell_frac=.* must be"),
     ({"digits_min": 6}, "digits 6..5"),
     ({"digit_min_frac": 0.3, "digits_max": 9}, "cannot be placed without overlap"),
     ({"mode": "fancy"}, "mode='fancy' is not one of"),

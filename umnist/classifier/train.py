@@ -51,14 +51,18 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
                 _init_weights=str(init_weights) if init_weights else None)
     optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr_at(0))
-    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0}
-    rows: list[dict] = []
+    # `state` travels inside last.pt, the one commit point of an epoch: the metrics rows and the best epoch's
+    # confusion matrix are rebuilt from it, so a kill between any two writes loses nothing of a finished epoch.
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0, "rows": [], "confusion": None}
     if resume:
         last = read_checkpoint(out / "last.pt")
         model.net.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["optimizer"])
         state.update(last["resume"])
-        rows = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) <= state["epoch"]]
+        if "rows" not in last["resume"]:  # a last.pt from umnist <= 0.1 kept its rows in metrics.csv only
+            state["rows"] = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) <= state["epoch"]]
+        _publish_epoch(out, model, state, cfg)
+    rows = state["rows"]
     model.to(device)
     fast = device.type == "cuda" and cfg.amp
     if fast:
@@ -115,14 +119,10 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         print(f"epoch {epoch + 1}/{cfg.epochs}: loss {rows[-1]['loss']:.4f}, val accuracy {accuracy:.4f}, "
               f"lr {lr:g}, {rows[-1]['images_per_s']} images/s", flush=True)
         if accuracy > state["best_accuracy"]:
-            state.update(best_accuracy=accuracy, best_epoch=epoch + 1)
-            save_weights(out / "best.pt", model, meta={"epoch": epoch + 1, "val_accuracy": accuracy,
-                                                       "config": config.to_dict(cfg)})
-            _write_confusion(out / "confusion.csv", confusion)
-        save_weights(out / "last.pt", model, meta={"epoch": epoch + 1, "val_accuracy": accuracy,
-                                                   "config": config.to_dict(cfg)},
+            state.update(best_accuracy=accuracy, best_epoch=epoch + 1, confusion=confusion.tolist())
+        save_weights(out / "last.pt", model, meta=_meta(epoch + 1, accuracy, cfg),
                      optimizer=optimizer.state_dict(), resume=dict(state))
-        _write_metrics(out / "metrics.csv", rows)
+        _publish_epoch(out, model, state, cfg)
         if stop_reason != "epochs":
             break
 
@@ -166,6 +166,23 @@ def evaluate(model: DigitNet, loader: DataLoader, device: torch.device, fast: bo
     if not total:
         raise UmnistError("the val split holds no images")
     return float(np.trace(confusion) / total), confusion, time.monotonic() - start
+
+
+def _meta(epoch: int, accuracy: float, cfg: ClassifierConfig) -> dict:
+    return {"epoch": epoch, "val_accuracy": accuracy, "config": config.to_dict(cfg)}
+
+
+def _publish_epoch(out: Path, model: DigitNet, state: dict, cfg: ClassifierConfig) -> None:
+    """Write what last.pt's `state` implies: best.pt when the last epoch is the best one (the model holds its
+    weights), confusion.csv and metrics.csv. Run after every last.pt save and again on resume, so the files
+    always catch up with the checkpoint, however a kill fell between the writes."""
+    best = out / "best.pt"
+    if state["best_epoch"] == state["epoch"] and (
+            not best.is_file() or read_checkpoint(best)["meta"].get("epoch") != state["epoch"]):
+        save_weights(best, model, meta=_meta(state["epoch"], state["best_accuracy"], cfg))
+    if state["confusion"] is not None:
+        _write_confusion(out / "confusion.csv", np.asarray(state["confusion"]))
+    _write_metrics(out / "metrics.csv", state["rows"])
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:

@@ -24,7 +24,12 @@ class SynthConfig:
         "balanced); 27 = the competition's sums, for held-out sets scored like the competition's train.csv")
     digit_min_frac: float = opt(10 / 4000, "smallest digit side as a share of the scene side (10 px of 4000); "
                                 "'competition' mode draws sides from its own law (14 to 2100 px of 4000)")
-    digit_max_frac: float = opt(1500 / 4000, "largest digit side as a share of the scene side (1500 px of 4000)")
+    cell_frac: tuple[float, float] = opt(
+        (0.03, 0.5), "'solution' mode: side of a digit's location cell as a share of the scene side (min, max); "
+        "the winner's generator draws cells of 3-50 %, and the digit side uniform up to the cell's (so up to "
+        "~2000 px of 4000: the competition's digits reach 2100)")
+    location_grid: int = opt(64, "'solution' mode: cells per side of the coarse grid the free-rectangle search "
+                             "runs on (the winner's ran on ~50); finer places more digits, costs more")
     digit_min_px: int = opt(6, "floor on the digit side in px: the write-up's smallest digit is 6x6")
     grid_cells: int = opt(10, "checkerboard cells per side in 'solution' mode (random 10x10 board)")
     rotate_deg: float = opt(20.0, "checkerboard rotation range +- degrees in 'solution' mode")
@@ -65,16 +70,18 @@ class SynthConfig:
             problems.append(f"max_sum={self.max_sum} must not be negative")
         if self.scene_size < 32:
             problems.append(f"scene_size={self.scene_size} is too small (at least 32 px)")
-        if not 0 < self.digit_min_frac <= self.digit_max_frac <= 1:
-            problems.append(f"digit fractions {self.digit_min_frac}..{self.digit_max_frac}: need "
-                            "0 < digit_min_frac <= digit_max_frac <= 1")
-        elif self.digit_min_px > self.digit_max_frac * self.scene_size:
+        smallest = max(self.digit_min_px, self.digit_min_frac * self.scene_size)
+        if not 0 < self.digit_min_frac <= 1:
+            problems.append(f"digit_min_frac={self.digit_min_frac} must be within (0, 1]")
+        elif not 0 < self.cell_frac[0] <= self.cell_frac[1] <= 1:
+            problems.append(f"cell_frac={list(self.cell_frac)} must be (min, max) with 0 < min <= max <= 1")
+        elif self.location_grid < 4:
+            problems.append(f"location_grid={self.location_grid} must be at least 4")
+        elif self.mode == "solution" and smallest > self.cell_frac[1] * self.scene_size:
             problems.append(f"digit_min_px={self.digit_min_px} is larger than the largest digit side "
-                            f"{self.digit_max_frac * self.scene_size:.1f} px of a {self.scene_size} px scene")
-        elif self.digits_max * max(self.digit_min_px, self.digit_min_frac * self.scene_size) ** 2 > \
-                0.5 * self.scene_size ** 2:
-            problems.append(f"{self.digits_max} digits of at least "
-                            f"{max(self.digit_min_px, self.digit_min_frac * self.scene_size):.0f} px cannot be "
+                            f"{self.cell_frac[1] * self.scene_size:.1f} px of a {self.scene_size} px scene")
+        elif self.digits_max * smallest ** 2 > 0.5 * self.scene_size ** 2:
+            problems.append(f"{self.digits_max} digits of at least {smallest:.0f} px cannot be "
                             f"placed without overlap in a {self.scene_size} px scene")
         if not 1 <= self.jpeg_quality <= 100:
             problems.append(f"jpeg_quality={self.jpeg_quality} must be within 1..100")

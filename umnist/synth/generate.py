@@ -11,12 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from umnist import config
-from umnist.crops import cut_squares, resize_square
+from umnist.crops import cut_squares
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json, write_text, write_yaml
 from umnist.mnist import load_mnist
 from umnist.synth.config import SynthConfig
-from umnist.synth.scenes import DigitPlanner, ScenePlan, plan_split, render_scene
+from umnist.synth.scenes import DigitPlanner, ScenePlan, digit_mask, plan_split, render_scene
 
 SPLITS = ("train", "val")
 _worker: dict = {}  # per-process state set by `_init_worker`: the config, MNIST digits, output root
@@ -73,15 +73,57 @@ class ShardWriter:
         self.images, self.labels, self.sources = [], [], []
 
 
-def _split_mnist(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Disjoint MNIST pools for train and val, stratified by class."""
-    train, val = [], []
+def _split_mnist(labels: np.ndarray, from_test: np.ndarray, fraction: float,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Disjoint MNIST pools for train and val, stratified by class.
+
+    The val pool (val scenes, val crops and every held-out set) is `fraction` of the MNIST-test digits alone
+    when test digits are loaded: the competition drew its digits from MNIST train, so training may use all of
+    them. The same test digits are held out whether MNIST train is loaded or not.
+    """
+    eligible = from_test if from_test.any() else np.ones_like(from_test)
+    train, val = [np.flatnonzero(~eligible)], []
     for c in range(10):
-        members = rng.permutation(np.flatnonzero(labels == c))
+        members = rng.permutation(np.flatnonzero(eligible & (labels == c)))
         cut = int(round(len(members) * fraction))
         val.append(members[:cut])
         train.append(members[cut:])
     return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
+
+
+def _load_digits(mnist, splits: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST digits and labels of `splits`, concatenated, and a mask of those from the test split."""
+    loaded = [load_mnist(mnist, (split,)) for split in splits]
+    from_test = np.concatenate([np.full(len(y), split == "test") for split, (_, y) in zip(splits, loaded, strict=True)])
+    return np.concatenate([x for x, _ in loaded]), np.concatenate([y for _, y in loaded]), from_test
+
+
+def raw_mnist_crop(digit: np.ndarray, size: int) -> np.ndarray:
+    """A raw MNIST digit framed as synth frames a digit in a scene (and infer cuts one): the whole 28x28
+    frame, binarised with Otsu, at size x size."""
+    return digit_mask(digit, size)
+
+
+class _RawMnistFeed:
+    """Raw MNIST crops spread evenly over a split's scenes, so every shard (and so every batch drawn through
+    the trainer's shuffle buffer) mixes synthetic and raw crops in the same proportion."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, chosen: np.ndarray, scenes: int, size: int):
+        self.images, self.labels, self.chosen, self.size = images, labels, chosen, size
+        self.scenes, self.scenes_seen, self.given = max(scenes, 1), 0, 0
+
+    def _take(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        batch = self.chosen[self.given:upto]
+        self.given = max(self.given, upto)
+        crops = [raw_mnist_crop(self.images[i], self.size) for i in batch]
+        return (np.stack(crops) if crops else np.zeros((0, self.size, self.size), np.uint8)), self.labels[batch]
+
+    def after_scene(self) -> tuple[np.ndarray, np.ndarray]:
+        self.scenes_seen += 1
+        return self._take(len(self.chosen) * self.scenes_seen // self.scenes)
+
+    def rest(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._take(len(self.chosen))
 
 
 def _balanced_mnist(pool: np.ndarray, labels: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -95,9 +137,9 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
         workers: int | None = None, progress: bool = True, **overrides) -> Path:
     """Generate the synthetic data set into `out` (replaced atomically when complete); return its path."""
     cfg = config.resolve(SynthConfig, "synth", profile, **overrides)
-    images, labels = load_mnist(mnist, cfg.mnist_splits)
+    images, labels, from_test = _load_digits(mnist, cfg.mnist_splits)
     workers = workers or os.cpu_count() or 1
-    pools = _split_mnist(labels, cfg.mnist_val_fraction, np.random.default_rng(cfg.split_seed))
+    pools = _split_mnist(labels, from_test, cfg.mnist_val_fraction, np.random.default_rng(cfg.split_seed))
     rng = np.random.default_rng(cfg.seed)
     counts = {"train": (cfg.scenes_train, cfg.empty_train), "val": (cfg.scenes_val, cfg.empty_val)}
     jobs = []
@@ -114,6 +156,11 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
         writers = {split: ShardWriter(root, split, cfg.crop_shard_size) for split in SPLITS}
         boxes_rows = {split: [] for split in SPLITS}
         sums_rows = {split: [] for split in SPLITS}
+        raw_chosen = {split: _balanced_mnist(pools[split], labels, cfg.mnist_crops_per_class, rng)
+                      if cfg.crop_size and cfg.crops_mnist and len(pools[split]) else np.zeros(0, np.int64)
+                      for split in SPLITS}
+        raw_feeds = {split: _RawMnistFeed(images, labels, raw_chosen[split], counts[split][0], cfg.crop_size)
+                     for split in SPLITS}
         _init_worker(cfg, images, root)
         bar = tqdm(total=len(jobs), desc="synth scenes", unit="scene", disable=not progress)
         if workers > 1:
@@ -126,6 +173,7 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
             for split, scene_id, boxes, classes, crops in results:
                 if crops is not None:
                     writers[split].add(crops, classes, source=0)
+                    writers[split].add(*raw_feeds[split].after_scene(), source=1)
                 boxes_rows[split] += [(scene_id, c, *b) for c, b in zip(classes, boxes.tolist(), strict=True)]
                 sums_rows[split].append((scene_id, sum(classes)))
                 bar.update()
@@ -135,11 +183,9 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
                 pool.terminate()
         raw_used = {}
         for split in SPLITS:
-            if cfg.crop_size and cfg.crops_mnist and len(pools[split]):
-                chosen = _balanced_mnist(pools[split], labels, cfg.mnist_crops_per_class, rng)
-                raw = np.stack([resize_square(images[i], cfg.crop_size) for i in chosen])
-                writers[split].add(raw, labels[chosen], source=1)
-                raw_used[split] = len(chosen)
+            if cfg.crop_size:
+                writers[split].add(*raw_feeds[split].rest(), source=1)
+            raw_used[split] = len(raw_chosen[split])
             writers[split].flush()
             _write_csv(root / "detection" / f"{split}_sums.csv", ["id", "digit_sum"], sums_rows[split])
             _write_csv(root / "detection" / f"{split}_boxes.csv", ["id", "digit", "x1", "y1", "x2", "y2"],

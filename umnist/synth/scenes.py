@@ -71,29 +71,76 @@ def plan_split(split: str, scenes: int, empty: int, planner: DigitPlanner, cfg: 
     return plans
 
 
-def _side_sampler(rng: np.random.Generator, cfg: SynthConfig):
-    size = cfg.scene_size
-    low = max(cfg.digit_min_px, int(np.ceil(cfg.digit_min_frac * size)))
-    high = max(low, int(cfg.digit_max_frac * size))
-    if cfg.mode == "solution":
-        return lambda: int(rng.integers(low, high + 1))
+def largest_empty_rectangle(occupied: np.ndarray) -> tuple[int, int, int, int]:
+    """The largest all-free rectangle of a boolean grid, as (row1, col1, row2, col2) with exclusive ends.
 
-    def competition_side() -> int:
-        factor = int(rng.choice(V_LAW_FACTORS, p=V_LAW_P))
-        pixels = 14 if factor == 1 and rng.random() < 0.5 else 28 * factor
-        return int(np.clip(round(pixels * size / COMPETITION_SIDE), cfg.digit_min_px, size))
+    Row by row, each column's run of free cells above it is a bar of a histogram; the largest rectangle
+    under the histogram (a stack of rising bars) over all rows is the answer. O(rows x cols).
+    """
+    rows, cols = occupied.shape
+    heights = np.zeros(cols, np.int64)
+    best, best_rect = 0, (0, 0, 0, 0)
+    for r in range(rows):
+        heights = np.where(occupied[r], 0, heights + 1)
+        stack: list[int] = []
+        for c in range(cols + 1):
+            h = int(heights[c]) if c < cols else 0
+            while stack and heights[stack[-1]] >= h:
+                top = stack.pop()
+                left = stack[-1] + 1 if stack else 0
+                area = int(heights[top]) * (c - left)
+                if area > best:
+                    best, best_rect = area, (r + 1 - int(heights[top]), left, r + 1, c)
+            stack.append(c)
+    return best_rect
 
-    return competition_side
+
+def solution_cells(rng: np.random.Generator, count: int, cfg: SynthConfig) -> np.ndarray:
+    """`count` digit squares drawn the winner's way: a location cell from a largest-empty-rectangle search on a
+    coarse grid (cell side uniform in `cell_frac` of the scene, cut to the free rectangle), then the digit's
+    side uniform between the smallest digit and the cell's side, at a random place inside the cell."""
+    size, grid = cfg.scene_size, cfg.location_grid
+    unit = size / grid
+    smallest = max(cfg.digit_min_px, int(np.ceil(cfg.digit_min_frac * size)))
+    min_units = max(1, int(np.ceil(smallest / unit)), int(round(cfg.cell_frac[0] * grid)))
+    max_units = max(min_units, int(cfg.cell_frac[1] * grid))
+    occupied = np.zeros((grid, grid), bool)
+    squares = np.zeros((count, 4), np.int64)
+    for k in range(count):
+        r1, c1, r2, c2 = largest_empty_rectangle(occupied)
+        side = min(int(rng.integers(min_units, max_units + 1)), r2 - r1, c2 - c1)
+        if side * unit < smallest:
+            raise RuntimeError(f"no free cell for digit {k + 1} of {count} in a {size} px scene")
+        row, col = int(rng.integers(r1, r2 - side + 1)), int(rng.integers(c1, c2 - side + 1))
+        occupied[row:row + side, col:col + side] = True
+        x0, y0 = int(np.ceil(col * unit)), int(np.ceil(row * unit))
+        cell_px = int((col + side) * unit) - x0
+        digit = int(rng.integers(smallest, cell_px + 1))
+        x, y = x0 + int(rng.integers(0, cell_px - digit + 1)), y0 + int(rng.integers(0, cell_px - digit + 1))
+        squares[k] = (x, y, x + digit, y + digit)
+    return squares
+
+
+def competition_side(rng: np.random.Generator, cfg: SynthConfig) -> int:
+    """A digit side drawn with the organisers' V-shaped law of integer factors, scaled to the scene."""
+    factor = int(rng.choice(V_LAW_FACTORS, p=V_LAW_P))
+    pixels = 14 if factor == 1 and rng.random() < 0.5 else 28 * factor
+    return int(np.clip(round(pixels * cfg.scene_size / COMPETITION_SIDE), cfg.digit_min_px, cfg.scene_size))
 
 
 def place_boxes(rng: np.random.Generator, count: int, cfg: SynthConfig) -> np.ndarray:
-    """`count` square cells (x1, y1, x2, y2), no two sharing a pixel; sizes and positions retried together."""
+    """`count` digit squares (x1, y1, x2, y2), no two sharing a pixel.
+
+    'solution' mode: `solution_cells`. 'competition' mode: the organisers' way, a side from the V-shaped law
+    and a uniform position, both drawn again until the square overlaps no earlier one.
+    """
+    if cfg.mode == "solution":
+        return solution_cells(rng, count, cfg)
     size = cfg.scene_size
-    sample_side = _side_sampler(rng, cfg)
     boxes = np.zeros((0, 4), np.int64)
     for _ in range(count):
         for _round in range(PLACEMENT_ROUNDS):
-            side = sample_side()
+            side = competition_side(rng, cfg)
             xy = rng.integers(0, size - side + 1, (CANDIDATES_PER_ROUND, 2))
             cand = np.concatenate([xy, xy + side], axis=1)
             overlap = ((cand[:, None, 0] < boxes[None, :, 2]) & (boxes[None, :, 0] < cand[:, None, 2])
@@ -124,14 +171,14 @@ def digit_mask(digit: np.ndarray, side: int) -> np.ndarray:
 
 
 def render_scene(plan: ScenePlan, cfg: SynthConfig, mnist_images: np.ndarray):
-    """The scene (S x S uint8, 0/255) and the tight boxes (n, 4) of its digits' pixels, as x1, y1, x2, y2."""
+    """The scene (S x S uint8, 0/255) and its digits' boxes (n, 4) as x1, y1, x2, y2.
+
+    A box is the digit's whole square bitmap (the 28x28 MNIST frame resized), as the winner labels it, not the
+    tight box of its ink: the ink box of a thin "1" can be 1-2 px wide, and yolov5 drops targets of 2 px or less.
+    """
     rng = np.random.default_rng(plan.entropy)
     scene = BACKGROUNDS[cfg.mode](rng, cfg)
-    cells = place_boxes(rng, len(plan.mnist_indices), cfg)
-    tight = np.zeros((len(cells), 4), np.int64)
-    for k, (index, (x1, y1, x2, y2)) in enumerate(zip(plan.mnist_indices, cells, strict=True)):
-        mask = digit_mask(mnist_images[index], int(x2 - x1))
-        scene[y1:y2, x1:x2] ^= mask
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        tight[k] = (x1 + cols[0], y1 + rows[0], x1 + cols[-1] + 1, y1 + rows[-1] + 1)
-    return scene, tight
+    squares = place_boxes(rng, len(plan.mnist_indices), cfg)
+    for index, (x1, y1, x2, y2) in zip(plan.mnist_indices, squares, strict=True):
+        scene[y1:y2, x1:x2] ^= digit_mask(mnist_images[index], int(x2 - x1))
+    return scene, squares
