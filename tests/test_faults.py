@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -101,3 +102,46 @@ def test_infer_killed_after_a_part_redoes_only_the_missing_parts(tiny_data, tiny
 
     assert main(["infer", "--images", str(images), "--out", str(tmp_path / "whole"), *models]) == 0
     pd.testing.assert_frame_equal(resumed, pd.read_parquet(tmp_path / "whole" / "detections.parquet"))
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL in-process: not an Exception, so no handler of the code under test catches it."""
+
+
+def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tmp_path, monkeypatch):
+    """Every window, not the one a timed kill happens to hit: the run is stopped right after its k-th file
+    rename (every output is written to a temporary name and renamed), for every k, then resumed. Each time
+    metrics.csv ends with every epoch once, and best.pt, confusion.csv and summary.json agree."""
+    from umnist import synth
+    from umnist.classifier.train import train
+
+    # A few dozen crops: each of the ~2 x 12 runs below takes a second or two.
+    tiny_crops = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, workers=1, progress=False, scenes_train=8,
+                           empty_train=0, scenes_val=3, crops_mnist=False) / "crops"
+    args = {"epochs": 3, "epoch_images": 64, "lr_steps": [3e-3]}
+    real_replace, renames, kill = os.replace, [], {"after": 0}
+
+    def counting_replace(src, dst):
+        real_replace(src, dst)
+        renames.append(Path(dst).name)
+        if len(renames) == kill["after"]:
+            raise _Killed
+
+    monkeypatch.setattr(os, "replace", counting_replace)
+    train(tiny_crops, tmp_path / "whole", "tiny", **args)
+    writes = list(renames)
+    assert writes.count("last.pt") == 3 and writes[-1] == "summary.json"
+    for kill_after in range(1, len(writes)):
+        out = tmp_path / f"killed-after-{kill_after}"
+        renames.clear()
+        kill["after"] = kill_after
+        with pytest.raises(_Killed):
+            train(tiny_crops, out, "tiny", **args)
+        kill["after"] = 0
+        resumable = (out / "last.pt").is_file()
+        summary = train(tiny_crops, out, "tiny", resume=resumable, **({} if resumable else args))
+        assert epochs_in(out / "metrics.csv") == [1, 2, 3], f"killed after {writes[kill_after - 1]}"
+        best = torch.load(out / "best.pt", weights_only=True)["meta"]
+        assert best["epoch"] == summary["best_epoch"] and best["val_accuracy"] == summary["best_val_accuracy"]
+        confusion = np.loadtxt(out / "confusion.csv", delimiter=",", skiprows=1, dtype=int)[:, 1:]
+        assert np.trace(confusion) / confusion.sum() == pytest.approx(summary["best_val_accuracy"])
