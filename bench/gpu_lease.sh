@@ -14,7 +14,7 @@ if [ "${1:-}" = --rehearsal ]; then rehearsal=1; shift; fi
 out="${OUT:-runs/gpu-lease}"
 python="${PYTHON:-python3}"  # the machine's own Python, with its torch
 # The device run's timeout_s (the tool's most); in a rehearsal, what the check's 180 s toy budget needs.
-limit_s="${LEASE_LIMIT_S:-$([ $rehearsal = 1 ] && echo 270 || echo 600)}"
+limit_s="${LEASE_LIMIT_S:-$([ $rehearsal = 1 ] && echo 290 || echo 600)}"
 # Kept back from the check: its stages' stop (up to 10 s past a deadline), its exit, the copy into $OUT, slack.
 reserve_s="${LEASE_RESERVE_S:-75}"
 site="${TMPDIR:-/tmp}/umnist-lease-site"
@@ -87,6 +87,7 @@ collect() {
 }
 
 main() {
+    rm -rf "$work"  # no figures of an earlier run can pass for this one's
     ( steps "$@" )
     local status=$?
     collect

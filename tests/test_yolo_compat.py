@@ -30,6 +30,7 @@ print(json.dumps({
     "trapz": float(np.trapz([1.0, 1.0], [0.0, 2.0])), "getsize": list(font.getsize("8")),
     "omp": os.environ.get("OMP_NUM_THREADS"), "cv2_threads_kept": cv2.getNumThreads() == cv2_threads,
     "offline": os.environ.get("YOLO_OFFLINE"), "amp_check": train.check_amp.__module__,
+    "hub": train.attempt_download_from_hub("owner/name"),
     "original_layout": original_layout,
 }))
 """
@@ -57,6 +58,7 @@ def test_fixes_in_a_fresh_process(tmp_path):
     assert found["trapz"] == 2.0 and min(found["getsize"]) > 0
     assert found["omp"] is None and found["cv2_threads_kept"]
     assert found["offline"] == "1" and found["amp_check"] == "umnist.yolo_compat"
+    assert found["hub"] is None  # no Hugging Face lookups, whatever huggingface_hub version is installed
     assert found["original_layout"] == "models.yolo"  # e.g. the winning solution's published best.pt
 
 
