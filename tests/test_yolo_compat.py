@@ -48,7 +48,9 @@ def yolov5_model(module: str = "yolov5.models.yolo"):
 def test_fixes_in_a_fresh_process(tmp_path):
     original = tmp_path / "original_repo_layout.pt"
     torch.save({"model": yolov5_model("models.yolo").half(), "epoch": -1, "optimizer": None}, original)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "YOLOV5_CONFIG_DIR": str(tmp_path / "yolov5")}
+    # The repository first; packages installed with `pip --target` (a GPU lease) stay reachable after it.
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath, "YOLOV5_CONFIG_DIR": str(tmp_path / "yolov5")}
     env.pop("YOLO_CONFIG_DIR", None)
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(original)], env=env, capture_output=True,
                             text=True, timeout=300)
