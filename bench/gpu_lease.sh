@@ -61,9 +61,10 @@ print('imports ok:', ', '.join(f'{d} {md.version(d)}' for d in ('torch', 'torchv
         --mnist "$repo/.lease/mnist" "${check_args[@]}" "$@"
     status=$?
     [ $rehearsal = 1 ] || "$python" - "$work/gpu_check.json" <<'EOF' || status=1
-import json, sys
+import json, pathlib, sys
 
-report = json.load(open(sys.argv[1]))
+path = pathlib.Path(sys.argv[1])
+report = json.loads(path.read_text()) if path.is_file() else {}
 for trainer in ("detector", "classifier"):
     device = (report.get(trainer) or {}).get("device", "nowhere (no summary)")
     if "cuda" not in device:
