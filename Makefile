@@ -43,6 +43,10 @@ compile: ## write the KFP pipeline YAML: make compile [PIPELINE_YAML=f] [PARTS=4
 demo: ## the whole pipeline locally (KFP local runner), tiny profile, scored: make demo [OUT=runs/demo]
 	$(PY) -m umnist run --profile $(PROFILE) --out $(or $(OUT),runs/demo) --mnist $(or $(MNIST),../shared/data/mnist)
 
+lease: ## what travels to a borrowed GPU (README "GPU budget"): make lease [MNIST=../shared/data/mnist]
+	bench/gpu_lease_prepare.sh $(or $(MNIST),../shared/data/mnist)
+.PHONY: lease
+
 images: ## build the CPU and CUDA images with docker (from images/)
 	docker build -f images/Dockerfile.cpu -t $(CPU_IMAGE) .
 	docker build -f images/Dockerfile.cuda -t $(CUDA_IMAGE) .

@@ -30,6 +30,7 @@ print(json.dumps({
     "trapz": float(np.trapz([1.0, 1.0], [0.0, 2.0])), "getsize": list(font.getsize("8")),
     "omp": os.environ.get("OMP_NUM_THREADS"), "cv2_threads_kept": cv2.getNumThreads() == cv2_threads,
     "offline": os.environ.get("YOLO_OFFLINE"), "amp_check": train.check_amp.__module__,
+    "hub": train.attempt_download_from_hub("owner/name"),
     "original_layout": original_layout,
 }))
 """
@@ -47,7 +48,9 @@ def yolov5_model(module: str = "yolov5.models.yolo"):
 def test_fixes_in_a_fresh_process(tmp_path):
     original = tmp_path / "original_repo_layout.pt"
     torch.save({"model": yolov5_model("models.yolo").half(), "epoch": -1, "optimizer": None}, original)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "YOLOV5_CONFIG_DIR": str(tmp_path / "yolov5")}
+    # The repository first; packages installed with `pip --target` (a GPU lease) stay reachable after it.
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath, "YOLOV5_CONFIG_DIR": str(tmp_path / "yolov5")}
     env.pop("YOLO_CONFIG_DIR", None)
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(original)], env=env, capture_output=True,
                             text=True, timeout=300)
@@ -57,6 +60,7 @@ def test_fixes_in_a_fresh_process(tmp_path):
     assert found["trapz"] == 2.0 and min(found["getsize"]) > 0
     assert found["omp"] is None and found["cv2_threads_kept"]
     assert found["offline"] == "1" and found["amp_check"] == "umnist.yolo_compat"
+    assert found["hub"] is None  # no Hugging Face lookups, whatever huggingface_hub version is installed
     assert found["original_layout"] == "models.yolo"  # e.g. the winning solution's published best.pt
 
 

@@ -85,12 +85,21 @@ def prepare() -> None:
     import cv2
 
     omp_threads, cv2_threads = os.environ.get("OMP_NUM_THREADS"), cv2.getNumThreads()
+    import yolov5.utils.downloads
     import yolov5.utils.general  # noqa: F401
 
+    yolov5.utils.downloads.attempt_download_from_hub = _no_hub
     if omp_threads is None:
         os.environ.pop("OMP_NUM_THREADS", None)
     cv2.setNumThreads(cv2_threads)
     _prepared = True
+
+
+def _no_hub(*args, **kwargs) -> None:
+    """Replaces yolov5's attempt_download_from_hub, which training calls on every weights name (even ""): umnist
+    never loads weights from the Hugging Face hub, and that function imports huggingface_hub.utils._errors, gone
+    since huggingface_hub 0.25 (GPU machines' images hold 1.x)."""
+    return None
 
 
 def _amp_on_cuda(model) -> bool:
@@ -104,6 +113,7 @@ def yolov5_train():
     import yolov5.train
 
     yolov5.train.check_amp = _amp_on_cuda
+    yolov5.train.attempt_download_from_hub = _no_hub
     return yolov5.train
 
 
