@@ -15,9 +15,8 @@ fraction of an H100's compute and memory, and the detector's GPU waits for its d
 together they lose little speed while each gets the whole training window instead of half of it (learning
 curves flatten, so a longer run beats a faster one). The profile splits the CPU cores between their loaders.
 
-The held-out set is drawn in `competition` mode with another seed (HELDOUT_SEED): its scenes, backgrounds and
-digit scales differ from the training data, and since the MNIST train/val split has its own seed (`split_seed`,
-unchanged), its digits come from the MNIST instances that synth keeps out of training.
+The held-out set is `umnist.heldout`'s recipe (the one `umnist run` scores on): competition-style scenes from
+another seed whose digits are the MNIST instances synth keeps out of training.
 """
 
 import argparse
@@ -38,12 +37,14 @@ sys.path.insert(0, str(REPO))
 from umnist import hardware  # noqa: E402
 from umnist.errors import UmnistError  # noqa: E402
 from umnist.fileio import write_json  # noqa: E402
-from umnist.local_run import HELDOUT_SEED  # noqa: E402
+from umnist.heldout import heldout_files, heldout_overrides  # noqa: E402
 
-# By which share of the budget (from the start) each phase must have ended.
+# By which share of the budget (from the start) each phase must have ended; `--predict-share` moves the end of
+# training (the predict phase keeps that share before PREDICT_END).
 PHASE_ENDS = {"synth": 0.12, "heldout": 0.16, "train": 0.85, "predict": 0.97}
+PREDICT_END = PHASE_ENDS["predict"]
 # Time a trainer gets after its --max-minutes to finish: last validation, saving, process exit.
-TRAIN_GRACE_SHARE, TRAIN_GRACE_MIN_S = 0.05, 15.0
+TRAIN_GRACE_SHARE, TRAIN_GRACE_MIN_S = 0.03, 15.0
 
 
 def parse_budget(text: str) -> float:
@@ -197,6 +198,12 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
 
+def _flags(overrides: dict) -> list[str]:
+    """Config overrides as `umnist` flags: {"scene_size": 320} -> ["--scene-size", "320"]."""
+    return [part for key, value in overrides.items()
+            for part in (f"--{key.replace('_', '-')}", json.dumps(value) if isinstance(value, list) else str(value))]
+
+
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -205,7 +212,7 @@ def mnist_overrides(mnist: str | None) -> tuple[list[str], list[str]]:
     """`--mnist DIR` and, when the directory holds only the test split, `--mnist-splits [test]`."""
     from umnist.mnist import mnist_dir
 
-    root = mnist_dir(mnist)
+    root = mnist_dir(mnist).resolve()  # the stages run with the output folder as their working directory
     splits = [s for s, prefix in (("train", "train"), ("test", "t10k")) if any(root.glob(f"{prefix}-images-idx3*"))]
     return ["--mnist", str(root)], ([] if "train" in splits else ["--mnist-splits", json.dumps(splits)])
 
@@ -217,9 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/gpu-check", help="output folder (default: runs/gpu-check)")
     parser.add_argument("--mnist", help="MNIST idx directory (default: $UMNIST_MNIST_DIR)")
     parser.add_argument("--heldout", type=int, default=500, help="held-out scenes to predict (default: 500)")
+    parser.add_argument("--predict-share", type=float, default=PREDICT_END - PHASE_ENDS["train"],
+                        help="share of the budget kept for predict after training (default: 0.12, 500 images of "
+                        "4000 px on a GPU; 300 images of 320 px need 0.04 on 2 CPU cores)")
     parser.add_argument("--heldout-size", type=int, default=4000, help="their side in px (default: 4000, the "
                         "competition's)")
     args = parser.parse_args(argv)
+    if not 0 < args.predict_share < PREDICT_END - PHASE_ENDS["heldout"]:
+        parser.error(f"--predict-share {args.predict_share}: must be within 0..{PREDICT_END - PHASE_ENDS['heldout']:.2f}")
+    PHASE_ENDS["train"] = PREDICT_END - args.predict_share
     # A TERM (a scheduler's timeout) unwinds like an error: the running stages are stopped, the JSON written.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     check = Check(args)
@@ -255,11 +268,8 @@ def phases(check: Check, args) -> None:
         check.write()
 
     deadline = phase_deadline(check.started, check.budget_s, "heldout")
-    check.run("heldout", {"heldout": [
-        "synth", "--out", str(heldout), *mnist, *splits, *profile, "--no-progress", "--mode", "competition",
-        "--crop-size", "0", "--scenes-train", "0", "--empty-train", "0", "--scenes-val", str(args.heldout),
-        "--empty-val", "0", "--scene-size", str(args.heldout_size), "--seed", str(HELDOUT_SEED),
-        "--max-sum", "27"]}, deadline)
+    check.run("heldout", {"heldout": ["synth", "--out", str(heldout), *mnist, *splits, *profile, "--no-progress",
+                                      *_flags(heldout_overrides(args.heldout, args.heldout_size))]}, deadline)
 
     deadline = phase_deadline(check.started, check.budget_s, "train")
     minutes = trainer_minutes(time.monotonic(), deadline, check.budget_s)
@@ -279,16 +289,15 @@ def phases(check: Check, args) -> None:
         check.write()
 
     weights = {"detector": out / "detector" / "weights" / "best.pt", "classifier": out / "classifier" / "best.pt"}
-    labels = heldout / "detection"
-    missing = [str(p) for p in (*weights.values(), labels / "val_sums.csv") if not p.is_file()]
+    held = heldout_files(heldout)
+    missing = [str(p) for p in (*weights.values(), held["labels"]) if not p.is_file()]
     if missing:
         check.skip("predict", f"missing {', '.join(missing)}")
         return
     deadline = phase_deadline(check.started, check.budget_s, "predict")
     check.run("predict", {"predict": [
         "predict", "--detector", str(weights["detector"]), "--classifier", str(weights["classifier"]),
-        "--images", str(labels / "images" / "val"), "--labels", str(labels / "val_sums.csv"), "--boxes",
-        str(labels / "val_boxes.csv"), "--out", str(out / "predict"), *profile, "--no-progress"]}, deadline)
+        "--images", str(held["images"]), "--labels", str(held["labels"]), "--boxes", str(held["boxes"]), "--out", str(out / "predict"), *profile, "--no-progress"]}, deadline)
     report["infer"] = _read_json(out / "predict" / "infer_stats.json")
     metrics = _read_json(out / "predict" / "metrics.json")
     if metrics is not None:

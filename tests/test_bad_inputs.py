@@ -238,7 +238,7 @@ CASES = [
                  id="config-negative-count"),
     pytest.param(synth("--digit-min-px", "300", named="digit_min_px=300"), "larger than the largest digit side",
                  id="config-digit-larger-than-scene"),
-    pytest.param(synth("--digit-max-frac", "1.5", named="1.5"), "digit_max_frac <= 1",
+    pytest.param(synth("--cell-frac", "[0.1, 1.5]", named="cell_frac=[0.1, 1.5]"), "min <= max <= 1",
                  id="config-digit-fraction-above-1"),
     pytest.param(command("train-detector", "--data", "{tmp}/data", "--out", "{tmp}/out", "--conf", "1.5",
                          named="conf=1.5"), "within 0..1", id="config-threshold-above-1"),

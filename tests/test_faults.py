@@ -145,3 +145,38 @@ def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tm
         assert best["epoch"] == summary["best_epoch"] and best["val_accuracy"] == summary["best_val_accuracy"]
         confusion = np.loadtxt(out / "confusion.csv", delimiter=",", skiprows=1, dtype=int)[:, 1:]
         assert np.trace(confusion) / confusion.sum() == pytest.approx(summary["best_val_accuracy"])
+
+
+def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_detector_data, tmp_path,
+                                                                          monkeypatch):
+    """The windows at the end of a detector run: after the last epoch's checkpoint, after last.pt is made
+    final and after best.pt is: `--resume` must end each with final weights and a summary of every epoch."""
+    from umnist import detector
+
+    args = {"epochs": 2, "obj_loss_stop": 0}
+    real_replace, renames, kill = os.replace, [], {"after": 0}
+
+    def counting_replace(src, dst):
+        real_replace(src, dst)
+        renames.append(Path(dst).name)
+        if len(renames) == kill["after"]:
+            raise _Killed
+
+    monkeypatch.setattr(os, "replace", counting_replace)
+    detector.train(tiny_detector_data, tmp_path / "whole", "tiny", **args)
+    writes = list(renames)
+    final_epoch = len(writes) - writes[::-1].index("metrics.csv")  # writes up to the last epoch's metrics row
+    assert writes[-3:] == ["last.pt", "best.pt", "summary.json"], writes
+    for kill_after in range(final_epoch, len(writes)):
+        out = tmp_path / f"killed-after-{kill_after}"
+        renames.clear()
+        kill["after"] = kill_after
+        with pytest.raises(_Killed):
+            detector.train(tiny_detector_data, out, "tiny", **args)
+        kill["after"] = 0
+        detector.train(tiny_detector_data, out, resume=True)
+        assert epochs_in(out / "metrics.csv") == [0, 1], f"killed after write {kill_after} of {writes}"
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["epochs_completed"] == 2 and summary["stop_reason"] == "epochs_done"
+        for name in ("last.pt", "best.pt"):
+            assert read_checkpoint(out / "weights" / name)["optimizer"] is None

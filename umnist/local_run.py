@@ -3,8 +3,8 @@
     umnist run --profile tiny --out runs/demo [--store s3://bucket/prefix]
 
 It stands in for the competition data with held-out synthetic scenes: the profile's validation scenes drawn in
-the organisers' `competition` style from another seed (scenes) but the same split seed, so their digits come
-from the MNIST instances the pipeline's synth keeps for validation (never trained on). Then it runs the graph
+the organisers' `competition` style (`umnist.heldout`), from the MNIST instances the pipeline's synth keeps
+for validation (never trained on). Then it runs the graph
 exactly as compiled for a cluster, except that each component runs in a subprocess of this Python
 (SubprocessRunner without a venv: `umnist` is installed here) instead of its image, and no Kubernetes Secret
 is attached: the store's endpoint and keys come from this environment. kfp.local keeps its pipeline root on
@@ -25,12 +25,10 @@ from umnist import shards, storage
 from umnist import synth as synth_stage
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
+from umnist.heldout import heldout_files, heldout_overrides
 from umnist.score import ladder_text
 
 REPO = Path(__file__).resolve().parent.parent
-# Seed of the held-out scenes: not a training run's (profiles keep seed 0), while `split_seed` stays the
-# profile's, so the held-out digits are MNIST instances no training run has seen.
-HELDOUT_SEED = 1_000_003
 
 
 def load_pipeline_module():
@@ -43,13 +41,8 @@ def load_pipeline_module():
 
 
 def heldout_scenes(out: Path, profile: str, mnist: Path, scenes: int | None) -> dict[str, Path]:
-    """Competition-style held-out scenes with their labels and boxes: {images, labels, boxes}."""
-    data = synth_stage.run(out, profile, mnist, progress=False, mode="competition", crop_size=0,
-                           scenes_train=0, empty_train=0, seed=HELDOUT_SEED, max_sum=27,
-                           **({"scenes_val": scenes} if scenes else {}))
-    detection = Path(data) / "detection"
-    return {"images": detection / "images" / "val", "labels": detection / "val_sums.csv",
-            "boxes": detection / "val_boxes.csv"}
+    """The profile's held-out set (`umnist.heldout`) with its labels and boxes: {images, labels, boxes}."""
+    return heldout_files(synth_stage.run(out, profile, mnist, progress=False, **heldout_overrides(scenes)))
 
 
 def stage_inputs(inputs: dict[str, Path], mnist: Path, store: str) -> dict[str, str]:

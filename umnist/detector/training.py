@@ -167,10 +167,19 @@ def _finish(out: Path, reason: str, monitor: _Monitor, opt) -> None:
     if not best.is_file():
         with atomic_path(best) as tmp:
             shutil.copyfile(last, tmp)
+    if reason == "time_budget":  # a budget-stopped run stays resumable: its last.pt keeps the optimizer
+        _make_final(best)
+    else:
+        _make_final(last, best)
+
+
+def _make_final(*paths: Path) -> None:
+    """Strip the optimizer from each checkpoint that still holds one (each save atomic). A finished run's
+    last.pt goes first: a final last.pt without summary.json tells `--resume` to finish the run's files."""
     import torch
 
-    with yolo_compat.trusted_checkpoints(last, best):
-        for path in (best, last) if reason != "time_budget" else (best,):  # a budget-stopped run can resume
+    with yolo_compat.trusted_checkpoints(*paths):
+        for path in paths:
             ckpt = torch.load(path, map_location="cpu")
             if ckpt["optimizer"] is not None:
                 _save_final(path, ckpt)
@@ -192,7 +201,9 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
             raise UmnistError(f"{last}: nothing to resume (no last checkpoint in {out})")
         ckpt = read_checkpoint(last)
         if ckpt.get("optimizer") is None:
-            raise UmnistError(f"{last}: final weights, nothing to resume ({_summary_reason(out)})")
+            if (out / "summary.json").is_file():
+                raise UmnistError(f"{last}: final weights, nothing to resume ({_summary_reason(out)})")
+            return _finish_killed_run(out, started)
         profile, start_epoch = out / "config.yaml", ckpt["epoch"] + 1
         del ckpt
     elif last.is_file():
@@ -200,6 +211,8 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     else:
         start_epoch = 0
     cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
+    if resume and start_epoch >= cfg.epochs:  # killed after its last epoch's checkpoint, before the finish
+        return _finish_killed_run(out, started)
     if weights is not None and not resume:
         read_checkpoint(weights, num_classes=None)
     # Either the synth stage's output folder or its detection/ folder (what the pipeline passes on).
@@ -233,16 +246,38 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
         except _Stop as stop:
             reason = stop.reason
     _finish(out, reason, monitor, opt)
-    rows = monitor.rows
+    _write_summary(out, reason, monitor.rows, cfg, started, {
+        "images_per_s": round(monitor.session_images / monitor.session_seconds, 3) if monitor.session_seconds
+        else None,
+        "batch": batch, "device": str(device), "amp": device.type == "cuda",
+        "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)})
+    return out
+
+
+def _write_summary(out: Path, reason: str, rows: list[dict], cfg: DetectorConfig, started: float,
+                   speed: dict) -> None:
     write_json(out / "summary.json", {
         "stop_reason": reason, "epochs_completed": len(rows), "epochs": cfg.epochs,
         "minutes_this_session": round((monotonic() - started) / 60, 3),
         "last_obj_loss": rows[-1]["obj_loss"] if rows else None,
         "best_mAP50": max((r["mAP50"] for r in rows), default=None),
-        "images_per_s": round(monitor.session_images / monitor.session_seconds, 3) if monitor.session_seconds
-        else None,
-        "batch": batch, "device": str(device), "amp": device.type == "cuda", "deterministic": cfg.deterministic,
-        "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)})
+        "deterministic": cfg.deterministic, **speed})
+
+
+def _finish_killed_run(out: Path, started: float) -> Path:
+    """A run killed after its last epoch's checkpoint, before its summary: make last.pt and best.pt final and
+    write the summary (the speed figures of the killed session are lost; the stop reason follows from the
+    epochs done)."""
+    cfg = config.resolve(DetectorConfig, "detector", out / "config.yaml")
+    rows = _read_metrics(out / "metrics.csv")
+    last, best = out / "weights" / "last.pt", out / "weights" / "best.pt"
+    if not best.is_file():
+        with atomic_path(best) as tmp:
+            shutil.copyfile(last, tmp)
+    _make_final(last, best)
+    reason = "epochs_done" if len(rows) >= cfg.epochs else "obj_loss_reached"
+    _write_summary(out, reason, rows, cfg, started, {"images_per_s": None, "batch": None, "device": None,
+                                                     "amp": None, "gpu_memory_peak_gb": None})
     return out
 
 
