@@ -50,7 +50,8 @@ def test_ladder_per_sum_and_confusion(predictions, tmp_path):
     written = json.loads((tmp_path / "score" / "metrics.json").read_text())
     assert written == metrics
     assert set(written) == {"images", "correct", "sum_accuracy", "per_sum", "confusion", "wrong_ids", "boxes",
-                            "inputs", "skipped_images"}
+                            "detection_by_size", "inputs", "skipped_images"}
+    assert written["detection_by_size"] is None
     assert written["skipped_images"] == {}
     assert (tmp_path / "score" / "report.html").is_file()
 
