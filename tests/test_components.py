@@ -66,6 +66,10 @@ def test_score_logs_metrics_confusion_and_report(predictions, tmp_path):
     summary = outputs["summary"].metadata
     assert summary["sum_accuracy_postprocessed"] == pytest.approx(1 / 3)
     assert summary["box_recall_detector"] == pytest.approx(2 / 3)
+    # per size of the true digit: s1's two 40 px digits found, s2's 9 px one missed; no 64-128 px digit
+    assert summary["size_32_64_recall_detector"] == summary["size_32_64_recall_postprocessed"] == 1.0
+    assert summary["size_0_16_recall_detector"] == 0.0 and summary["size_0_16_precision_detector"] == 0.0
+    assert "size_64_128_recall_detector" not in summary and "size_1024_up_recall_detector" not in summary
     matrix = outputs["confusion"].metadata["confusionMatrix"]
     assert len(matrix["annotationSpecs"]) == 28 and matrix["rows"][7]["row"][7] == 1
     assert matrix["rows"][5]["row"][0] == 1 and matrix["rows"][8]["row"][2] == 1

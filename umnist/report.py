@@ -187,10 +187,10 @@ def _size_table(by_size: dict) -> list[str]:
     header = ["size (px)", "true", "found", "recall", "boxes", "precision", "kept found", "kept recall",
               "kept boxes", "kept precision"]
     return [f"<h2>Detection by digit size (longer side of the true box, original pixels)</h2><p>A box matches "
-            f"a true digit when it covers ≥ {by_size['cover_threshold']:.0%} of the smaller of the two, the "
-            f"smaller one's centre lies inside the larger and their longer sides differ by at most "
-            f"{1 / by_size['side_ratio']:g}x (so an ink box matches its digit's square cell). An unmatched box "
-            f"counts in the bucket of its own size.</p>", _table(header, rows)]
+            f"a true digit when their intersection covers ≥ {by_size['cover_threshold']:.0%} of the smaller of "
+            f"the two and their longer sides differ by at most {1 / by_size['side_ratio']:g}x (so an ink box "
+            f"matches its digit's square cell). An unmatched box counts in the bucket of its own size.</p>",
+            _table(header, rows)]
 
 
 def _confusion(confusion: list[list[int]]) -> str:

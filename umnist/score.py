@@ -10,8 +10,8 @@ boxes and the digits the detector missed: the write-up's main debugging tool) fo
 Boxes per size are matched by cover, not IoU: a true box may be the tight ink box or the digit's whole square
 cell, and a predicted box either too. A thin "1" has an ink box a few pixels wide inside its square cell, an IoU
 near 0.1 for a digit the detector did find. A prediction and a true box match when (1) their intersection covers
-at least half of the smaller box, (2) the smaller box's centre lies inside the larger box and (3) their longer
-sides are within a factor of 2 (an ink box's longer side is about 20/28 of its cell's). (3) keeps an artefact
+at least half of the smaller box (which puts the smaller box's centre inside the larger one) and (2) their longer
+sides are within a factor of 2 (an ink box's longer side is about 20/28 of its cell's). (2) keeps an artefact
 box inside a big digit from counting as that digit.
 """
 
@@ -194,24 +194,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def cover_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cover, match) for every box in `a` (N, 4) with every box in `b` (M, 4): the share of the smaller box
     that the intersection covers, and whether the pair matches by the cover rule (module docstring)."""
-    area_a, area_b = _area(a)[:, None], _area(b)[None]
-    smaller = np.minimum(area_a, area_b)
+    smaller = np.minimum(_area(a)[:, None], _area(b)[None])
     with np.errstate(divide="ignore", invalid="ignore"):
         cover = np.where(smaller > 0, _intersection(a, b) / smaller, 0.0)
-    centre_a, centre_b = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
-    a_in_b = _inside(centre_a, b)
-    b_in_a = _inside(centre_b, a).T
-    centred = np.where(area_a <= area_b, a_in_b, b_in_a)
     side_a, side_b = longer_side(a)[:, None], longer_side(b)[None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alike = np.minimum(side_a, side_b) >= SIDE_RATIO * np.maximum(side_a, side_b)
-    return cover, (cover >= COVER_THRESHOLD) & centred & alike
-
-
-def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N, M): point n lies inside (or on the edge of) box m."""
-    x, y = points[:, None, 0], points[:, None, 1]
-    return (boxes[None, :, 0] <= x) & (x <= boxes[None, :, 2]) & (boxes[None, :, 1] <= y) & (y <= boxes[None, :, 3])
+    alike = np.minimum(side_a, side_b) >= SIDE_RATIO * np.maximum(side_a, side_b)
+    return cover, (cover >= COVER_THRESHOLD) & alike
 
 
 def _greedy(conf: np.ndarray, score: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int]]:
