@@ -78,6 +78,31 @@ def test_score_logs_metrics_confusion_and_report(predictions, tmp_path):
     assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["wrong_ids"] == ["s2", "s3"]
 
 
+def test_infer_runs_the_detector_at_its_checkpoint_size(tiny_detector, tiny_classifier, tiny_data, tmp_path,
+                                                        monkeypatch):
+    """As with the pipeline's `detector_weights`: the checkpoint's training size (here recorded as 96 px), not
+    the profile's detector img_size (2560 in `full`), is the size the infer step runs the detector at."""
+    import pandas as pd
+    import torch
+
+    from umnist.detector import Detector
+
+    weights = tmp_path / "detector" / "weights"
+    weights.mkdir(parents=True)
+    ckpt = torch.load(tiny_detector / "weights" / "best.pt", weights_only=False)
+    ckpt["opt"]["imgsz"] = 96
+    torch.save(ckpt, weights / "best.pt")
+    sizes, detect_batch = [], Detector._detect_batch
+    monkeypatch.setattr(Detector, "_detect_batch", lambda self, images: sizes.append(self.img_size)
+                        or detect_batch(self, images))
+    components.infer.python_func(images=artifact(Dataset, tiny_data / "detection" / "images" / "val"),
+                                 detector=artifact(Model, tmp_path / "detector"),
+                                 classifier=artifact(Model, tiny_classifier[0]),
+                                 detections=artifact(Dataset, tmp_path / "detections.parquet"), profile="full")
+    assert sizes and set(sizes) == {96}
+    assert pd.read_parquet(tmp_path / "detections.parquet")["image_id"].nunique() == 6
+
+
 def test_train_detector_takes_supplied_weights(tmp_path):
     weights = tmp_path / "mine.pt"
     weights.write_bytes(b"checkpoint")
