@@ -97,7 +97,7 @@ def draw_detections(image: np.ndarray, scale: float, detections: pd.DataFrame,
         kept = row.drop_reason == KEPT
         label = f"{row.cls_digit} {row.cls_prob:.2f}" + ("" if kept else f" {row.drop_reason}")
         _draw_box(image, _scaled(row, scale), COLOURS.get(row.drop_reason, DROPPED_COLOUR), 2 if kept else 1, label)
-    for row in (missed if missed is not None else pd.DataFrame()).itertuples(index=False):
+    for row in missed.itertuples(index=False) if missed is not None else ():
         _draw_box(image, _scaled(row, scale), MISSED_COLOUR, 2, f"missed {row.digit}")
     return image
 
