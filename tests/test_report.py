@@ -106,7 +106,7 @@ def test_gallery_draws_the_missed_digits(scored, tmp_path, with_boxes):
     score.run(predictions, labels, tmp_path / "out", boxes_csv=boxes if with_boxes else None, images_dir=images)
     page = (tmp_path / "out" / "report.html").read_text()
     assert ("missed true digit(s): 1 at (400, 400, 450, 500)" in page) == with_boxes
-    assert ("missed true digit (no detector box covers it)" in page) == with_boxes      # the legend
+    assert ("missed true digit (no detector box matches it)" in page) == with_boxes      # the legend
     assert "kept digit" in page and "dropped: nested" in page
     b, g, r = (embedded_images(page)["bad_png"][..., c].astype(int) for c in range(3))
     magenta = (r - g > 80) & (b - g > 80)

@@ -103,7 +103,7 @@ def draw_detections(image: np.ndarray, scale: float, detections: pd.DataFrame,
 
 
 def _legend(with_missed: bool) -> str:
-    entries = LEGEND + ([("missed true digit (no detector box covers it)", MISSED_COLOUR)] if with_missed else [])
+    entries = LEGEND + ([("missed true digit (no detector box matches it)", MISSED_COLOUR)] if with_missed else [])
     spans = "".join(f'<span><b style="border-color:rgb({r},{g},{b})"></b>{html.escape(name)}</span>'
                     for name, (b, g, r) in entries)
     return f'<p class="legend">{spans}</p>'
