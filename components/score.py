@@ -9,7 +9,8 @@ def score(predictions: Input[Dataset], labels: Input[Dataset], images: Input[Dat
           summary: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML],
           boxes: str = "", gallery_limit: int = 200, subset: bool = False):
     """Accuracy ladder, per-sum accuracy, 28x28 confusion and (with `boxes`, a CSV path or URI) detection
-    recall; the report shows the wrong images, of which only those are fetched from `images`."""
+    recall and precision, overall and per digit size (all logged in `summary`); the report shows the wrong
+    images with their missed digits, of which only those are fetched from `images`."""
     import json
     import shutil
     import tempfile

@@ -66,12 +66,41 @@ def test_score_logs_metrics_confusion_and_report(predictions, tmp_path):
     summary = outputs["summary"].metadata
     assert summary["sum_accuracy_postprocessed"] == pytest.approx(1 / 3)
     assert summary["box_recall_detector"] == pytest.approx(2 / 3)
+    # per size of the true digit: s1's two 40 px digits found, s2's 9 px one missed; no 64-128 px digit
+    assert summary["size_32_64_recall_detector"] == summary["size_32_64_recall_postprocessed"] == 1.0
+    assert summary["size_0_16_recall_detector"] == 0.0 and summary["size_0_16_precision_detector"] == 0.0
+    assert "size_64_128_recall_detector" not in summary and "size_1024_up_recall_detector" not in summary
     matrix = outputs["confusion"].metadata["confusionMatrix"]
     assert len(matrix["annotationSpecs"]) == 28 and matrix["rows"][7]["row"][7] == 1
     assert matrix["rows"][5]["row"][0] == 1 and matrix["rows"][8]["row"][2] == 1
     report = (tmp_path / "r").read_text()
     assert "s2" in report and "s3" in report and "<img" in report
     assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["wrong_ids"] == ["s2", "s3"]
+
+
+def test_infer_runs_the_detector_at_its_checkpoint_size(tiny_detector, tiny_classifier, tiny_data, tmp_path,
+                                                        monkeypatch):
+    """As with the pipeline's `detector_weights`: the checkpoint's training size (here recorded as 96 px), not
+    the profile's detector img_size (2560 in `full`), is the size the infer step runs the detector at."""
+    import pandas as pd
+    import torch
+
+    from umnist.detector import Detector
+
+    weights = tmp_path / "detector" / "weights"
+    weights.mkdir(parents=True)
+    ckpt = torch.load(tiny_detector / "weights" / "best.pt", weights_only=False)
+    ckpt["opt"]["imgsz"] = 96
+    torch.save(ckpt, weights / "best.pt")
+    sizes, detect_batch = [], Detector._detect_batch
+    monkeypatch.setattr(Detector, "_detect_batch", lambda self, images: sizes.append(self.img_size)
+                        or detect_batch(self, images))
+    components.infer.python_func(images=artifact(Dataset, tiny_data / "detection" / "images" / "val"),
+                                 detector=artifact(Model, tmp_path / "detector"),
+                                 classifier=artifact(Model, tiny_classifier[0]),
+                                 detections=artifact(Dataset, tmp_path / "detections.parquet"), profile="full")
+    assert sizes and set(sizes) == {96}
+    assert pd.read_parquet(tmp_path / "detections.parquet")["image_id"].nunique() == 6
 
 
 def test_train_detector_takes_supplied_weights(tmp_path):

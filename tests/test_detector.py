@@ -12,7 +12,7 @@ import torch
 
 from umnist import config, detector, yolo_compat
 from umnist.cli import main
-from umnist.detector import Detector, DetectorConfig, read_checkpoint, training
+from umnist.detector import Detector, DetectorConfig, read_checkpoint, trained_img_size, training
 from umnist.detector.training import METRICS_COLUMNS
 from umnist.errors import UmnistError
 
@@ -170,6 +170,39 @@ def test_detect_rejects_bad_images(tiny_detector, tmp_path):
         det.detect([tmp_path / "missing.jpg"])
     with pytest.raises(UmnistError, match="uint8"):
         det.detect([np.zeros((8, 8), np.float32)])
+
+
+@pytest.mark.parametrize("ckpt, size", [
+    ({"opt": {"imgsz": 2560}}, 2560),                  # yolov5 >= v6 train.py: vars(opt)
+    ({"opt": {"imgsz": [640, 640]}}, 640),
+    ({"opt": {"img_size": [1280, 1280]}}, 1280),       # before v6: [train, test]
+    ({"opt": {"weights": "x.pt"}}, None),
+    ({"opt": {"imgsz": True}}, None),
+    ({"opt": {"imgsz": 0}}, None),
+    ({"opt": None}, None),
+    ({}, None),
+])
+def test_trained_img_size_is_read_from_the_options(ckpt, size):
+    assert trained_img_size(ckpt) == size
+
+
+def test_detector_runs_at_its_training_size(tiny_detector, tmp_path, capsys):
+    weights = tiny_detector / "weights" / "best.pt"
+    assert trained_img_size(read_checkpoint(weights)) == 128
+    assert Detector(weights).img_size == 128 and capsys.readouterr().err == ""
+    assert Detector.from_profile(weights, "full").img_size == 128   # full trains at 2560: not this model
+    assert Detector(weights, img_size=128).img_size == 128 and capsys.readouterr().err == ""
+    assert Detector(weights, img_size=64).img_size == 64
+    assert "was trained at 128 px; running it at 64 px as asked" in capsys.readouterr().err
+    with pytest.raises(UmnistError, match="img_size=100 must be a multiple of the model's stride 32"):
+        Detector(weights, img_size=100)
+    ckpt = torch.load(weights, weights_only=False)
+    del ckpt["opt"]
+    torch.save(ckpt, tmp_path / "bare.pt")
+    with pytest.raises(UmnistError, match="bare.pt: the checkpoint records no training image size"):
+        Detector(tmp_path / "bare.pt")
+    assert Detector(tmp_path / "bare.pt", img_size=96).img_size == 96
+    assert "trained at an unrecorded size; running it at 96 px" in capsys.readouterr().err
 
 
 def _bad_weights(kind, tiny_detector, tmp_path):

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from umnist import infer
@@ -125,6 +126,47 @@ def test_image_folder_errors(make, message, tmp_path):
         infer.list_images(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def detector_96(models, tmp_path_factory):
+    """The tiny detector as if trained at 96 px (its recorded training size): neither the tiny nor the full
+    profile's detector img_size."""
+    ckpt = torch.load(models[0], weights_only=False)
+    ckpt["opt"]["imgsz"] = 96
+    path = tmp_path_factory.mktemp("detector96") / "best.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize("profile, asked, runs_at", [
+    ("tiny", None, 96),     # the default profile's detector img_size is 128
+    ("full", None, 96),     # 2560
+    ("tiny", 96, 96),       # asked for the training size: no warning
+    ("full", 128, 128),     # asked for another: used, with a warning
+])
+def test_models_run_at_the_size_their_checkpoints_record(models, detector_96, images, tmp_path, capsys, profile,
+                                                         asked, runs_at):
+    for extra in ("colour.png", "rgba.png", "deep.png"):
+        (images / extra).unlink()
+    infer.run(images, detector_96, models[1], tmp_path / "out", profile, progress=False, img_size=asked)
+    saved = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert saved["_infer"]["detector_img_size"] == saved["detector"]["img_size"] == runs_at
+    assert saved["_infer"]["detector_trained_img_size"] == 96
+    assert saved["_infer"]["classifier_img_size"] == 32           # the tiny classifier's meta, in any profile
+    warned = "was trained at 96 px; running it at 128 px as asked" in capsys.readouterr().err
+    assert warned == (runs_at != 96)
+
+
+def test_predict_cli_override_warns(models, tiny_data, tmp_path, capsys):
+    images = tiny_data / "detection" / "images" / "val"
+    assert main(["predict", "--detector", str(models[0]), "--classifier", str(models[1]), "--images", str(images),
+                 "--out", str(tmp_path / "out"), "--no-progress", "--img-size", "64"]) == 0
+    assert "detector " + str(models[0]) + " was trained at 128 px; running it at 64 px" in capsys.readouterr().err
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["_infer"]["detector_img_size"] == 64
+    assert main(["predict", "--detector", str(models[0]), "--classifier", str(models[1]), "--images", str(images),
+                 "--out", str(tmp_path / "bad"), "--img-size", "100"]) == 2
+    assert "img_size=100 must be a multiple of 32" in capsys.readouterr().err
+
+
 def test_predict_cli_writes_submission_metrics_and_report(models, tiny_data, tmp_path, capsys):
     images = tiny_data / "detection" / "images" / "val"
     labels = tiny_data / "detection" / "val_sums.csv"
@@ -132,8 +174,9 @@ def test_predict_cli_writes_submission_metrics_and_report(models, tiny_data, tmp
     out = tmp_path / "out"
     assert main(["predict", "--detector", str(models[0]), "--classifier", str(models[1]), "--images", str(images),
                  "--out", str(out), "--labels", str(labels), "--boxes", str(boxes), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
+    printed, errors = capsys.readouterr()
     assert "sum accuracy on 6 images: detector" in printed and "report.html" in printed
+    assert "warning" not in errors
     submission = pd.read_csv(out / "submission.csv")
     assert list(submission.columns) == ["id", "digit_sum"]
     assert list(submission["id"]) == sorted(p.stem for p in images.glob("*.jpg"))
@@ -143,3 +186,4 @@ def test_predict_cli_writes_submission_metrics_and_report(models, tiny_data, tmp
         assert (out / name).is_file(), name
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert {"infer", "detector", "postprocess"} <= set(saved)
+    assert (saved["_infer"]["detector_img_size"], saved["_infer"]["classifier_img_size"]) == (128, 32)

@@ -95,3 +95,23 @@ def test_report_tables(scored, tmp_path):
     assert "Boxes (IoU ≥ 0.5, 1 true ones)" in page
     assert "<tr><th>6</th>" + "<td class=\"\"></td>" * 5 + '<td class="off">1</td>' in page   # true 6 -> 5
     assert len(re.findall(r"<tr><th>\d+</th><td", page)) == 28                          # confusion rows
+
+
+@pytest.mark.parametrize("with_boxes", [True, False])
+def test_gallery_draws_the_missed_digits(scored, tmp_path, with_boxes):
+    """bad_png: a "3" found (true sum 4, predicted 3); with boxes, its "1" at (400, 400, 450, 500) was missed."""
+    predictions, labels, images = scored
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("id,digit,x1,y1,x2,y2\nbad_png,3,100,100,200,200\nbad_png,1,400,400,450,500\n")
+    score.run(predictions, labels, tmp_path / "out", boxes_csv=boxes if with_boxes else None, images_dir=images)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert ("missed true digit(s): 1 at (400, 400, 450, 500)" in page) == with_boxes
+    assert ("missed true digit (no detector box matches it)" in page) == with_boxes      # the legend
+    assert "kept digit" in page and "dropped: nested" in page
+    b, g, r = (embedded_images(page)["bad_png"][..., c].astype(int) for c in range(3))
+    magenta = (r - g > 80) & (b - g > 80)
+    assert (magenta.sum() > 50) == with_boxes
+    if with_boxes:
+        ys, xs = np.nonzero(magenta)
+        scale = 512 / 600
+        assert 400 * scale - 15 <= xs.min() and xs.max() <= 450 * scale + 15 and ys.max() <= 500 * scale + 15

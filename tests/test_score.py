@@ -50,7 +50,8 @@ def test_ladder_per_sum_and_confusion(predictions, tmp_path):
     written = json.loads((tmp_path / "score" / "metrics.json").read_text())
     assert written == metrics
     assert set(written) == {"images", "correct", "sum_accuracy", "per_sum", "confusion", "wrong_ids", "boxes",
-                            "inputs", "skipped_images"}
+                            "detection_by_size", "inputs", "skipped_images"}
+    assert written["detection_by_size"] is None
     assert written["skipped_images"] == {}
     assert (tmp_path / "score" / "report.html").is_file()
 
@@ -176,3 +177,75 @@ def test_cli(predictions, tmp_path, capsys):
     labels.write_text("id,digit_sum\ni1,x\n")
     assert main(["score", "--predictions", str(predictions), "--labels", str(labels), "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("umnist score: error: ")
+
+
+BUCKETS = ["<16", "16-32", "32-64", "64-128", "128-256", "256-512", "512-1024", ">=1024"]
+
+
+@pytest.mark.parametrize("side, bucket", [
+    (1, "<16"), (15.99, "<16"), (16, "16-32"), (31.9, "16-32"), (32, "32-64"), (127.5, "64-128"),
+    (128, "128-256"), (511, "256-512"), (512, "512-1024"), (1023.9, "512-1024"), (1024, ">=1024"), (2100, ">=1024"),
+])
+def test_size_bucket_edges(side, bucket):
+    buckets = score.size_buckets()
+    assert [b["bucket"] for b in buckets] == BUCKETS
+    found = buckets[int(score.size_bucket([side])[0])]
+    assert found["bucket"] == bucket
+    assert found["min_px"] <= side and (found["max_px"] is None or side < found["max_px"])
+
+
+CELL = (100, 100, 200, 200)      # a "1" drawn as its whole 28x28 MNIST frame, scaled to 100 px
+INK = (145, 118, 156, 190)       # the same "1" as its tight ink box: 11 x 72 px
+
+
+@pytest.mark.parametrize("pred, true, matches, by_iou", [
+    (CELL, INK, True, False),                   # the detector's square cell finds a thin "1" labelled by its ink
+    (INK, CELL, True, False),                   # and the other way round (IoU 0.08 both ways)
+    (CELL, CELL, True, True),
+    ((140, 100, 240, 200), CELL, True, False),  # shifted by 40 % of the side: 60 % covered
+    ((160, 100, 260, 200), CELL, False, False),  # shifted by 60 %: 40 % covered
+    ((150, 150, 160, 160), (0, 0, 400, 400), False, False),   # an artefact inside a big digit is not that digit
+    ((200, 100, 300, 200), CELL, False, False),  # the neighbouring cell
+])
+def test_cover_rule_matches_ink_boxes_and_square_cells(pred, true, matches, by_iou):
+    pred, true = np.array([pred], float), np.array([true], float)
+    assert score.cover_boxes(pred, np.ones(1), true) == ([(0, 0)] if matches else [])
+    assert score.match_boxes(pred, np.ones(1), true) == ([(0, 0)] if by_iou else [])
+
+
+# t1: a thin "1" (ink box) found by a square cell; a 20 px "7" missed; a 600 px "8" found, with an artefact box
+# inside it that post-processing drops as nested. t2: no digit, one false box of 40 px.
+BY_SIZE = table(
+    detection("t1", CELL, 1, conf=0.9),
+    detection("t1", (1010, 990, 1600, 1610), 8, conf=0.8),
+    detection("t1", (1200, 1200, 1210, 1210), 4, conf=0.7),
+    detection("t2", (0, 0, 40, 40), 5, conf=0.9),
+)
+BY_SIZE_TRUTH = ("id,digit,x1,y1,x2,y2\n" + "t1,1," + ",".join(map(str, INK)) + "\n"
+                 "t1,7,300,300,320,320\nt1,8,1000,1000,1600,1600\n")
+
+
+def test_detection_by_size(tmp_path):
+    postprocess.run(BY_SIZE, tmp_path / "pred")
+    (tmp_path / "boxes.csv").write_text(BY_SIZE_TRUTH)
+    metrics = score.run(tmp_path / "pred", write_labels(tmp_path / "train.csv", {"t1": 16, "t2": 0}),
+                        tmp_path / "score", boxes_csv=tmp_path / "boxes.csv")
+    assert metrics["boxes"]["detector"]["matched"] == 1           # by IoU: the thin "1" is not found
+    by_size = metrics["detection_by_size"]
+    assert (by_size["cover_threshold"], by_size["side_ratio"]) == (0.5, 0.5)
+    for level in ("detector", "postprocessed"):
+        assert [row["bucket"] for row in by_size[level]] == BUCKETS
+    detector = {row["bucket"]: row for row in by_size["detector"]}
+    assert detector["64-128"] == {"bucket": "64-128", "min_px": 64, "max_px": 128, "true": 1, "found": 1,
+                                  "recall": 1.0, "predicted": 1, "correct": 1, "precision": 1.0}
+    assert (detector["16-32"]["true"], detector["16-32"]["recall"], detector["16-32"]["precision"]) == (1, 0.0, None)
+    assert (detector["512-1024"]["recall"], detector["512-1024"]["precision"]) == (1.0, 1.0)
+    assert (detector["<16"]["true"], detector["<16"]["recall"], detector["<16"]["predicted"],
+            detector["<16"]["precision"]) == (0, None, 1, 0.0)          # the artefact, in its own size's bucket
+    assert (detector["32-64"]["predicted"], detector["32-64"]["precision"]) == (1, 0.0)   # t2's false box
+    kept = {row["bucket"]: row for row in by_size["postprocessed"]}
+    assert kept["<16"]["predicted"] == 0 and kept["64-128"]["recall"] == 1.0
+    assert sum(row["true"] for row in by_size["postprocessed"]) == 3
+    assert json.loads((tmp_path / "score" / "metrics.json").read_text())["detection_by_size"] == by_size
+    page = (tmp_path / "score" / "report.html").read_text()
+    assert "Detection by digit size" in page and "<td>64-128</td><td>1</td><td>1</td><td>100.00 %</td>" in page

@@ -112,3 +112,9 @@ def test_score_summary():
     assert summary["box_recall_detector"] == 0.9 and "box_precision_detector" not in summary
     assert all(isinstance(v, float) and np.isfinite(v) for v in summary.values())
     assert "box_recall_detector" not in steps.score_summary({**metrics, "boxes": None})
+    rows = [{"min_px": 0, "max_px": 16, "recall": 0.5, "precision": None},
+            {"min_px": 1024, "max_px": None, "recall": 1.0, "precision": 0.25}]
+    by_size = steps.score_summary({**metrics, "detection_by_size": {"detector": rows, "postprocessed": rows[1:]}})
+    assert by_size["size_0_16_recall_detector"] == 0.5 and "size_0_16_precision_detector" not in by_size
+    assert by_size["size_1024_up_precision_detector"] == by_size["size_1024_up_precision_postprocessed"] == 0.25
+    assert "size_0_16_recall_postprocessed" not in by_size

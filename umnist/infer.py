@@ -4,8 +4,10 @@
     infer.run("train/", "detector/weights/best.pt", "classifier/best.pt", "out", profile="full")
 
 Writes `out/detections.parquet` (docs/formats.md): a row per detection and an `empty` row per image without
-one, so no id is lost. Streams: images are decoded ahead by threads while the models work, results go to small
-part files (so memory stays flat and a killed run resumes where it stopped), then into one table.
+one, so no id is lost. Each model runs at the input size its checkpoint records (the detector's training
+`imgsz`, the classifier's `img_size`), whatever the profile; `img_size` overrides the detector's, with a warning.
+Streams: images are decoded ahead by threads while the models work, results go to small part files (so memory
+stays flat and a killed run resumes where it stopped), then into one table.
 """
 
 import os
@@ -58,11 +60,16 @@ class InferConfig:
         "skip", "an unreadable image: 'skip' records it (error column, empty row, predicted sum 0) and goes on, "
         "so a 28,000-image run never dies on one file; 'fail' stops with its name")
     device: str = opt("auto", "torch device: 'auto' = the GPU when there is one, else the CPU")
+    img_size: int | None = opt(
+        None, "detector input side in px; null = the size the detector was trained at (its checkpoint records "
+        "it). Another size is used with a warning: below the training size the small digits are missed")
 
     def check(self) -> list[str]:
         problems = [f"{name}={getattr(self, name)} must be at least 1" for name in
                     ("batch_images", "prefetch", "decode_threads", "classify_batch", "part_images", "shards")
                     if getattr(self, name) < 1]
+        if self.img_size is not None and (self.img_size < 64 or self.img_size % 32):
+            problems.append(f"img_size={self.img_size} must be a multiple of 32, at least 64 (or null)")
         if not 0 <= self.shard < max(self.shards, 1):
             problems.append(f"shard={self.shard} must be within 0..{self.shards - 1}")
         return problems
@@ -149,12 +156,12 @@ def _merge(tables: list[dict[str, list]]) -> pa.Table:
 class Models:
     """The detector and the classifier, loaded once; `seconds` adds up the time spent in each."""
 
-    def __init__(self, detector_weights, classifier_weights, profile, device: str):
+    def __init__(self, detector_weights, classifier_weights, profile, cfg: InferConfig):
         from umnist.classifier.model import load_classifier
         from umnist.detector import Detector
 
-        self.detector = Detector.from_profile(detector_weights, profile, device=device)
-        self.classifier = load_classifier(classifier_weights, device=device)
+        self.detector = Detector.from_profile(detector_weights, profile, cfg.device, cfg.img_size)
+        self.classifier = load_classifier(classifier_weights, device=cfg.device)
         self.seconds = {"detect": 0.0, "crop_classify": 0.0}
 
     def __call__(self, images: list[np.ndarray], classify_batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -191,8 +198,9 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
         done = {p.stem for p in parts.glob("*.parquet")}
         chunks = [paths[i:i + cfg.part_images] for i in range(0, len(paths), cfg.part_images)]
         todo = [(k, chunk) for k, chunk in enumerate(chunks) if f"part-{k:05d}" not in done]
-        # The weights are checked before anything is written, so a wrong file leaves no output behind.
-        models = Models(detector_weights, classifier_weights, profile, cfg.device) if todo else None
+        # The weights are checked before anything is written, so a wrong file leaves no output behind; they are
+        # loaded even when every part is done, so that config.yaml records the sizes the models run at.
+        models = Models(detector_weights, classifier_weights, profile, cfg)
         out_existed = out.exists()
         parts.mkdir(parents=True, exist_ok=True)
         started, decode_seconds = time.perf_counter(), [0.0]
@@ -209,7 +217,7 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
             raise
         finally:
             bar.close()
-        if models is not None:
+        if todo:
             elapsed = time.perf_counter() - started
             done_now = sum(len(c) for _, c in todo)
             write_json(out / "infer_stats.json", {
@@ -224,8 +232,12 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
             part.unlink()
         parts.rmdir()
         config.save(cfg, "infer", out, profile, detector_weights=str(detector_weights),
-                    classifier_weights=str(classifier_weights), images=str(images))
-        config.save(config.resolve(DetectorConfig, "detector", profile), "detector", out, profile)
+                    classifier_weights=str(classifier_weights), images=str(images),
+                    detector_img_size=models.detector.img_size,
+                    detector_trained_img_size=models.detector.trained_size,
+                    classifier_img_size=models.classifier.img_size)
+        detector_cfg = config.resolve(DetectorConfig, "detector", profile, img_size=models.detector.img_size)
+        config.save(detector_cfg, "detector", out, profile)
     return out / "detections.parquet"
 
 

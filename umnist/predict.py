@@ -2,6 +2,9 @@
 
     umnist predict --detector D --classifier C --images DIR --out OUT [--labels train.csv] [--boxes boxes.csv]
 
+The models run at the input sizes their checkpoints record, whatever the profile (which sets the thresholds,
+the post-processing and the run settings); `--img-size` overrides the detector's, with a warning.
+
 Writes in OUT: detections.parquet, detections_filtered.parquet, submission.csv, config.yaml and, with labels,
 metrics.json and report.html.
 """
@@ -9,7 +12,7 @@ metrics.json and report.html.
 import os
 from pathlib import Path
 
-from umnist import infer, postprocess, score
+from umnist import config, infer, postprocess, score
 
 
 def run(detector: str | os.PathLike, classifier: str | os.PathLike, images: str | os.PathLike,
@@ -33,13 +36,13 @@ def register(sub) -> None:
     p.add_argument("--labels", help="CSV id,digit_sum to score against (the competition's train.csv)")
     p.add_argument("--boxes", help="optional ground-truth boxes CSV id,digit,x1,y1,x2,y2 (needs --labels)")
     p.add_argument("--subset", action="store_true", help="the labels may hold more ids than were predicted")
-    p.add_argument("--profile", default="tiny", help="profile name in configs/ or a YAML path")
+    config.add_arguments(p, infer.InferConfig)
     p.set_defaults(func=run_cli)
 
 
 def run_cli(args) -> int:
     metrics = run(args.detector, args.classifier, args.images, args.out, args.labels, args.boxes, args.profile,
-                  args.resume, not args.no_progress, args.subset)
+                  args.resume, not args.no_progress, args.subset, **config.overrides_from_args(args))
     out = Path(args.out)
     print(f"wrote {out / 'submission.csv'}")
     if metrics is not None:

@@ -3,8 +3,16 @@
 Reports the write-up's ladder of sum accuracies on the same detections: the detector's own classes
 (> 95 % in the write-up), after re-classification (> 98 %), after post-processing (> 99.1 %); the accuracy
 per true sum; the 28x28 confusion matrix; and, when ground-truth boxes are given, detection recall and
-precision at IoU 0.5 with the digit accuracy of the matched boxes. Writes `metrics.json` for machines and
-`report.html` (the wrong images with their boxes: the write-up's main debugging tool) for people.
+precision at IoU 0.5 with the digit accuracy of the matched boxes, and recall and precision per size of the
+true digit (`size_metrics`). Writes `metrics.json` for machines and `report.html` (the wrong images with their
+boxes and the digits the detector missed: the write-up's main debugging tool) for people.
+
+Boxes per size are matched by cover, not IoU: a true box may be the tight ink box or the digit's whole square
+cell, and a predicted box either too. A thin "1" has an ink box a few pixels wide inside its square cell, an IoU
+near 0.1 for a digit the detector did find. A prediction and a true box match when (1) their intersection covers
+at least half of the smaller box (which puts the smaller box's centre inside the larger one) and (2) their longer
+sides are within a factor of 2 (an ink box's longer side is about 20/28 of its cell's). (2) keeps an artefact
+box inside a big digit from counting as that digit.
 """
 
 import csv
@@ -22,6 +30,13 @@ from umnist.postprocess import BOX_COLUMNS, MAX_SUM, check_detections, digit_sum
 SUM_HEADER = ["id", "digit_sum"]
 BOXES_HEADER = ["id", "digit", "x1", "y1", "x2", "y2"]
 IOU_THRESHOLD = 0.5
+# Cover matching (module docstring): share of the smaller box the intersection must cover, and the least ratio
+# of the two boxes' longer sides.
+COVER_THRESHOLD = 0.5
+SIDE_RATIO = 0.5
+# Size buckets of a digit by the longer side of its box in original pixels: powers of two spanning the
+# competition's digits (14 px to about 2100 px of 4000); each bucket holds min_px <= side < max_px.
+SIZE_EDGES = (16, 32, 64, 128, 256, 512, 1024)
 # The ladder: name -> (digit column, counted rows). "all" = every detection, "kept" = after post-processing.
 LEVELS = {"detector": ("det_class", "all"), "reclassified": ("cls_digit", "all"),
           "postprocessed": ("cls_digit", "kept")}
@@ -154,31 +169,76 @@ def sum_metrics(truth: pd.Series, predicted: dict[str, pd.Series]) -> dict:
     }
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), boxes as x1 y1 x2 y2."""
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None] - inter
+    return iw * ih
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def longer_side(boxes: np.ndarray) -> np.ndarray:
+    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), boxes as x1 y1 x2 y2."""
+    inter = _intersection(a, b)
+    union = _area(a)[:, None] + _area(b)[None] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def cover_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cover, match) for every box in `a` (N, 4) with every box in `b` (M, 4): the share of the smaller box
+    that the intersection covers, and whether the pair matches by the cover rule (module docstring)."""
+    smaller = np.minimum(_area(a)[:, None], _area(b)[None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cover = np.where(smaller > 0, _intersection(a, b) / smaller, 0.0)
+    side_a, side_b = longer_side(a)[:, None], longer_side(b)[None]
+    alike = np.minimum(side_a, side_b) >= SIDE_RATIO * np.maximum(side_a, side_b)
+    return cover, (cover >= COVER_THRESHOLD) & alike
+
+
+def _greedy(conf: np.ndarray, score: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int]]:
+    """Most confident prediction first, each to the unmatched allowed true box of highest `score` (N, M)."""
+    free = np.ones(score.shape[1], bool)
+    pairs = []
+    for i in np.argsort(-conf, kind="stable"):
+        candidates = np.where(free & allowed[i], score[i], -1.0)
+        if len(candidates) and candidates.max() >= 0:
+            j = int(np.argmax(candidates))
+            free[j] = False
+            pairs.append((int(i), j))
+    return pairs
 
 
 def match_boxes(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray, threshold: float = IOU_THRESHOLD):
     """Greedy matching, most confident prediction first, each to the unmatched true box of highest IoU
     (at least `threshold`). Returns (prediction index, true box index) pairs."""
     iou = iou_matrix(pred, truth)
-    free = np.ones(len(truth), bool)
-    pairs = []
-    for i in np.argsort(-conf, kind="stable"):
-        candidates = np.where(free & (iou[i] >= threshold), iou[i], -1.0)
-        if len(candidates) and candidates.max() >= 0:
-            j = int(np.argmax(candidates))
-            free[j] = False
-            pairs.append((int(i), j))
-    return pairs
+    return _greedy(conf, iou, iou >= threshold)
+
+
+def cover_boxes(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray) -> list[tuple[int, int]]:
+    """Greedy matching by the cover rule (module docstring), most confident prediction first, each to the
+    unmatched true box it matches with the highest cover. Returns (prediction index, true box index) pairs."""
+    cover, allowed = cover_matrix(pred, truth)
+    return _greedy(conf, cover, allowed)
+
+
+def size_buckets() -> list[dict]:
+    """The size buckets in order: {bucket, min_px, max_px}, max_px None for the last (open) one."""
+    bounds = [0, *SIZE_EDGES, None]
+    return [{"bucket": f"<{high}" if low == 0 else f">={low}" if high is None else f"{low}-{high}",
+             "min_px": low, "max_px": high} for low, high in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def size_bucket(sides: np.ndarray) -> np.ndarray:
+    """The bucket index (into `size_buckets()`) of each side in pixels."""
+    return np.searchsorted(SIZE_EDGES, np.asarray(sides, np.float64), side="right")
 
 
 def box_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -206,6 +266,58 @@ def box_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> dict:
     return result
 
 
+def cover_found(detections: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """For each row of `detections` (non-empty rows), the position in `truth` of the true box it matches by the
+    cover rule, or -1."""
+    matched = np.full(len(detections), -1)
+    truth_rows = truth.groupby("image_id").indices
+    for image_id, rows in detections.groupby("image_id").indices.items():
+        if image_id not in truth_rows:
+            continue
+        true_rows = truth_rows[image_id]
+        pred = detections.iloc[rows]
+        pairs = cover_boxes(pred[BOX_COLUMNS].to_numpy(np.float64), pred["det_conf"].to_numpy(np.float64),
+                            truth.iloc[true_rows][BOX_COLUMNS].to_numpy(np.float64))
+        for i, j in pairs:
+            matched[rows[i]] = true_rows[j]
+    return matched
+
+
+def size_rows(detections: pd.DataFrame, truth: pd.DataFrame, matched: np.ndarray) -> list[dict]:
+    """Recall and precision per size bucket: a true box counts in the bucket of its longer side; a prediction
+    in its matched true box's bucket, or in its own longer side's when it matches none."""
+    true_bucket = size_bucket(longer_side(truth[BOX_COLUMNS].to_numpy(np.float64)))
+    found = np.zeros(len(truth), bool)
+    found[matched[matched >= 0]] = True
+    pred_bucket = size_bucket(longer_side(detections[BOX_COLUMNS].to_numpy(np.float64)))
+    pred_bucket[matched >= 0] = true_bucket[matched[matched >= 0]]
+    rows = []
+    for k, bucket in enumerate(size_buckets()):
+        true, hit = int((true_bucket == k).sum()), int(found[true_bucket == k].sum())
+        predicted, correct = int((pred_bucket == k).sum()), int((matched[pred_bucket == k] >= 0).sum())
+        rows.append({**bucket, "true": true, "found": hit, "recall": hit / true if true else None,
+                     "predicted": predicted, "correct": correct,
+                     "precision": correct / predicted if predicted else None})
+    return rows
+
+
+def size_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """(recall and precision per size bucket of all detector boxes and of the kept ones, the true boxes that no
+    detector box matched), matching by the cover rule."""
+    truth = truth.reset_index(drop=True)
+    detections = filtered.loc[~filtered["empty"].to_numpy(bool)].reset_index(drop=True)
+    result = {"cover_threshold": COVER_THRESHOLD, "side_ratio": SIDE_RATIO}
+    missed = truth
+    for level, rows in (("detector", "all"), ("postprocessed", "kept")):
+        counted = detections if rows == "all" else detections.loc[detections["kept"].to_numpy(bool)]
+        counted = counted.reset_index(drop=True)
+        matched = cover_found(counted, truth)
+        result[level] = size_rows(counted, truth, matched)
+        if rows == "all":
+            missed = truth.drop(index=matched[matched >= 0])
+    return result, missed
+
+
 def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
         boxes_csv: str | os.PathLike | None = None, images_dir: str | os.PathLike | None = None,
         gallery_limit: int = 200, subset: bool = False) -> dict:
@@ -224,7 +336,8 @@ def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
         predicted[level] = digit_sums(filtered, digit_column, mask)
     metrics = sum_metrics(truth, predicted)
     metrics["skipped_images"] = skipped_images(filtered)
-    metrics["boxes"] = None
+    metrics["boxes"] = metrics["detection_by_size"] = None
+    missed = None
     if boxes_csv is not None:
         truth_boxes = read_boxes(boxes_csv)
         unknown = set(truth_boxes["image_id"]) - set(truth.index)
@@ -234,6 +347,7 @@ def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
             raise UmnistError(f"{boxes_csv}: {len(unknown)} id(s) are not among the scored images, "
                               f"e.g. {_example(unknown)}")
         metrics["boxes"] = box_metrics(filtered, truth_boxes)
+        metrics["detection_by_size"], missed = size_metrics(filtered, truth_boxes)
     metrics["inputs"] = {"predictions": predictions_name, "labels": str(labels_csv),
                          "boxes": None if boxes_csv is None else str(boxes_csv),
                          "images": None if images_dir is None else str(images_dir)}
@@ -243,7 +357,7 @@ def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
     from umnist.report import write_report  # imports OpenCV
 
     sums = pd.DataFrame({"true": truth, **predicted})
-    write_report(out / "report.html", metrics, sums, filtered, images_dir, gallery_limit)
+    write_report(out / "report.html", metrics, sums, filtered, images_dir, gallery_limit, missed)
     return metrics
 
 

@@ -94,7 +94,8 @@ def last_epoch(metrics_csv: str | os.PathLike) -> dict[str, float]:
 
 def score_summary(metrics: dict) -> dict[str, float]:
     """The scalars of a score `metrics.json` worth comparing across runs: the sum accuracy ladder and, with
-    ground-truth boxes, the detection recall and precision at each level."""
+    ground-truth boxes, the detection recall and precision at each level and per digit size bucket
+    (`size_32_64_recall_detector`, `size_1024_up_precision_postprocessed`; none for an empty bucket)."""
     summary = {f"sum_accuracy_{level}": value for level, value in metrics["sum_accuracy"].items()}
     summary["images"] = metrics["images"]
     for level in ("detector", "reclassified", "postprocessed"):
@@ -102,6 +103,10 @@ def score_summary(metrics: dict) -> dict[str, float]:
         for key in ("recall", "precision"):
             if boxes.get(key) is not None:
                 summary[f"box_{key}_{level}"] = boxes[key]
+        for bucket in (metrics.get("detection_by_size") or {}).get(level) or []:
+            name = f"size_{bucket['min_px']}_{bucket['max_px'] or 'up'}"
+            for key in ("recall", "precision"):
+                summary[f"{name}_{key}_{level}"] = bucket[key]
     return {key: float(value) for key, value in summary.items() if value is not None}
 
 

@@ -47,6 +47,20 @@ def read_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASS
     return ckpt
 
 
+def trained_img_size(ckpt: dict) -> int | None:
+    """The image side a checkpoint was trained at, from the options yolov5's train.py saves in it
+    (`opt.imgsz`, an int; `opt.img_size`, [train, test], before yolov5 v6); None when it records none."""
+    options = ckpt.get("opt")
+    if not isinstance(options, dict):
+        return None
+    size = options.get("imgsz", options.get("img_size"))
+    if isinstance(size, list | tuple):
+        size = size[0] if size else None
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        return None
+    return size
+
+
 def checkpoint_model(ckpt: dict):
     """The model to run from a checkpoint: the EMA weights when present, in float32, eval mode, BN fused.
 

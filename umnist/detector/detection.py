@@ -5,11 +5,15 @@
         found.boxes, found.conf, found.cls      # pixels of the ORIGINAL image
 
 Each image is letterboxed to img_size x img_size as yolov5 does (aspect kept, grey padding), so images of any
-size and shape share a batch; boxes are mapped back to the original pixels. NMS is class-agnostic: digits never
+size and shape share a batch; boxes are mapped back to the original pixels. img_size defaults to the size the
+checkpoint was trained at (yolov5 records it): a detector run smaller than that misses the small digits, so
+another size is used only when asked for, with a warning on stderr. NMS is class-agnostic: digits never
 overlap, so two overlapping boxes are one digit whatever classes they were given.
 """
 
+import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from umnist import config
-from umnist.detector.checkpoint import checkpoint_model, read_checkpoint
+from umnist.detector.checkpoint import checkpoint_model, read_checkpoint, trained_img_size
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 
@@ -57,8 +61,8 @@ def _as_rgb(image: Image) -> np.ndarray:
 class Detector:
     """A YOLOv5 checkpoint ready to run: on the GPU in half precision when there is one, else on the CPU."""
 
-    def __init__(self, weights: str | os.PathLike, img_size: int = 2560, conf: float = 0.1, iou: float = 0.1,
-                 max_det: int = 5, device: str = "auto"):
+    def __init__(self, weights: str | os.PathLike, img_size: int | None = None, conf: float = 0.1,
+                 iou: float = 0.1, max_det: int = 5, device: str = "auto"):
         import torch
 
         if device == "auto":
@@ -66,21 +70,40 @@ class Detector:
         elif device.startswith("cuda") and not torch.cuda.is_available():
             raise UmnistError(f"device={device!r}: no CUDA GPU available here")
         self.weights, self.device = Path(weights), torch.device(device)
-        self.model = checkpoint_model(read_checkpoint(self.weights)).to(self.device)
+        ckpt = read_checkpoint(self.weights)
+        self.model = checkpoint_model(ckpt).to(self.device)
         self.half = self.device.type == "cuda"
         if self.half:
             self.model.half()
         self.stride = int(self.model.stride.max())
-        if img_size % self.stride:
-            raise UmnistError(f"img_size={img_size} must be a multiple of the model's stride {self.stride}")
-        self.img_size, self.conf, self.iou, self.max_det = img_size, conf, iou, max_det
+        trained = trained_img_size(ckpt)
+        # yolov5 trains at the recorded size rounded up to a multiple of the stride (check_img_size)
+        self.trained_size = None if trained is None else math.ceil(trained / self.stride) * self.stride
+        self.img_size = self._input_size(img_size)
+        self.conf, self.iou, self.max_det = conf, iou, max_det
+
+    def _input_size(self, requested: int | None) -> int:
+        """The side to run at: the training size, or `requested` with a warning when it differs."""
+        if requested is None:
+            if self.trained_size is None:
+                raise UmnistError(f"{self.weights}: the checkpoint records no training image size (no opt.imgsz): "
+                                  "give the detector's input size (img_size, --img-size)")
+            return self.trained_size
+        if requested % self.stride:
+            raise UmnistError(f"img_size={requested} must be a multiple of the model's stride {self.stride}")
+        if requested != self.trained_size:
+            trained = "an unrecorded size" if self.trained_size is None else f"{self.trained_size} px"
+            print(f"umnist: warning: detector {self.weights} was trained at {trained}; running it at {requested} "
+                  "px as asked (img_size)", file=sys.stderr)
+        return requested
 
     @classmethod
     def from_profile(cls, weights: str | os.PathLike, profile: str | os.PathLike = "tiny", device: str = "auto",
-                     **overrides) -> "Detector":
-        """A detector with the size and thresholds of a profile's `detector` section (plus overrides)."""
+                     img_size: int | None = None, **overrides) -> "Detector":
+        """A detector with the thresholds of a profile's `detector` section (plus overrides), run at `img_size`
+        (None: the size it was trained at; the section's own img_size is a training setting, not used here)."""
         cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
-        return cls(weights, cfg.img_size, cfg.conf, cfg.iou, cfg.max_det, device)
+        return cls(weights, img_size, cfg.conf, cfg.iou, cfg.max_det, device)
 
     def detect(self, images: Sequence[Image], batch_size: int | None = None) -> list[Detections]:
         """Detections for each image, in order; `batch_size` images (default: all) share a forward pass."""
@@ -116,5 +139,6 @@ class Detector:
 
 def detect(weights: str | os.PathLike, images: Sequence[Image], batch_size: int | None = None,
            **settings) -> list[Detections]:
-    """One-off detection: load `weights`, run `Detector.detect`. Settings: img_size, conf, iou, max_det, device."""
+    """One-off detection: load `weights`, run `Detector.detect`. Settings: img_size (default: the training
+    size), conf, iou, max_det, device."""
     return Detector(weights, **settings).detect(images, batch_size)
