@@ -5,11 +5,14 @@ from components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def score(predictions: Input[Dataset], labels: Input[Dataset], images: Input[Dataset], scores: Output[Dataset],
+def score(predictions: Input[Dataset], labels: str, images: str, scores: Output[Dataset],
           summary: Output[Metrics], confusion: Output[ClassificationMetrics], report: Output[HTML],
           boxes: str = "", gallery_limit: int = 200, subset: bool = False):
     """Accuracy ladder, per-sum accuracy, 28x28 confusion and (with `boxes`, a CSV path or URI) detection
-    recall; the report shows the wrong images, of which only those are fetched from `images`."""
+    recall; the report shows the wrong images, of which only those are fetched from `images`.
+
+    `labels`, `images` and `boxes` are paths or URIs read with umnist.storage, not artifacts: KFP's launcher
+    would copy every image into the pod."""
     import json
     import shutil
     import tempfile
@@ -19,10 +22,10 @@ def score(predictions: Input[Dataset], labels: Input[Dataset], images: Input[Dat
     from umnist import steps, storage
 
     with tempfile.TemporaryDirectory(prefix="umnist-score-") as work:
-        labels_csv = storage.fetch(labels.uri, work, require_marker=False)
+        labels_csv = storage.fetch(labels, work, require_marker=False)
         boxes_csv = storage.fetch(boxes, Path(work) / "boxes", require_marker=False) if boxes else None
         wrong = steps.wrong_ids(predictions.path, labels_csv)[:gallery_limit]
-        gallery = steps.fetch_named(images.uri, wrong, Path(work) / "gallery")
+        gallery = steps.fetch_named(images, wrong, Path(work) / "gallery")
         metrics = stage.run(predictions.path, labels_csv, scores.path, boxes_csv, gallery, gallery_limit, subset)
         shutil.copyfile(Path(scores.path) / "report.html", report.path)
     for name, value in steps.score_summary(metrics).items():

@@ -11,12 +11,13 @@ def train_detector(detection: Input[Dataset], model: Output[Model], summary: Out
     """YOLOv5 on the synthetic scenes; `model` holds weights/best.pt and metrics.csv.
 
     `weights` (a path or object-store URI of a YOLOv5 checkpoint) skips training: it becomes the model.
+    A retried step resumes from the last checkpoint its earlier attempt mirrored (umnist.attempts).
     """
     import shutil
     import tempfile
     from pathlib import Path
 
-    from umnist import steps, storage
+    from umnist import attempts, hardware, steps, storage
 
     out = Path(model.path)
     if weights:
@@ -27,6 +28,10 @@ def train_detector(detection: Input[Dataset], model: Output[Model], summary: Out
         return
     from umnist import detector
 
-    detector.train(detection.path, out, profile, **steps.given(overrides, epochs=epochs))
+    hardware.check_gpu()
+    resume = attempts.restore(model.uri, out, needs="weights/last.pt")
+    with attempts.Mirror(model.uri, out):
+        detector.train(detection.path, out, profile, resume=resume,
+                       **steps.given(overrides, epochs=epochs, workers=steps.detector_workers(profile, overrides)))
     for name, value in steps.last_epoch(out / "metrics.csv").items():
         summary.log_metric(name, value)

@@ -61,8 +61,8 @@ def test_score_logs_metrics_confusion_and_report(predictions, tmp_path):
     (tmp_path / "boxes.csv").write_text("id,digit,x1,y1,x2,y2\ns1,3,0,0,40,40\ns1,4,50,50,90,90\ns2,5,0,0,9,9\n")
     outputs = {"scores": artifact(Dataset, tmp_path / "scores"), "summary": artifact(Metrics, tmp_path / "m"),
                "confusion": artifact(ClassificationMetrics, tmp_path / "c"), "report": artifact(HTML, tmp_path / "r")}
-    components.score.python_func(predictions=predictions, labels=artifact(Dataset, tmp_path / "labels.csv"),
-                                 images=artifact(Dataset, images), boxes=str(tmp_path / "boxes.csv"), **outputs)
+    components.score.python_func(predictions=predictions, labels=str(tmp_path / "labels.csv"),
+                                 images=str(images), boxes=str(tmp_path / "boxes.csv"), **outputs)
     summary = outputs["summary"].metadata
     assert summary["sum_accuracy_postprocessed"] == pytest.approx(1 / 3)
     assert summary["box_recall_detector"] == pytest.approx(2 / 3)
@@ -91,5 +91,6 @@ def test_train_classifier_takes_supplied_weights_from_the_store(tmp_path, s3_uri
     uri = storage.upload(tmp_path / "best.pt", s3_uri + "/best.pt")
     components.train_classifier.python_func(crops=artifact(Dataset, tmp_path / "unused"),
                                             model=artifact(Model, tmp_path / "model"),
-                                            summary=artifact(Metrics, tmp_path / "m"), weights=uri)
+                                            summary=artifact(Metrics, tmp_path / "m"),
+                                            confusion=artifact(ClassificationMetrics, tmp_path / "c"), weights=uri)
     assert (tmp_path / "model" / "best.pt").read_bytes() == b"classifier"
