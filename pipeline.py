@@ -113,7 +113,8 @@ def build(parts: int = 4, device: str = "gpu", cache: bool = True, cache_trainin
         filtered = place(postprocess(detections=dsl.Collected(predicted.outputs["detections"]), profile=profile),
                          "postprocess", cached=True)
         with dsl.If(labels != ""):
-            place(score(predictions=filtered.outputs["predictions"], labels=labels, images=images, boxes=boxes),
+            place(score(predictions=filtered.outputs["predictions"], labels=labels, images=images, boxes=boxes,
+                        detector_stop=detector.outputs["Output"], classifier_stop=classifier.outputs["Output"]),
                   "score", cached=False)  # reads labels and boxes by URI, like infer
 
     return umnist_pipeline
