@@ -7,11 +7,19 @@ PY := $(VENV)/bin/python
 OPENCV_HEADLESS := opencv-python-headless==5.0.0.93
 PROFILE ?= tiny
 # Cluster trial (see README "Cluster"): image names, the kind cluster, the standalone KFP release.
+# DEVICE=cpu (a kind trial): no GPU requests, small ones, and every step in the CPU image.
+DEVICE ?= gpu
 IMAGE_TAG ?= dev
 CPU_IMAGE ?= umnist-cpu:$(IMAGE_TAG)
+ifeq ($(DEVICE),cpu)
+CUDA_IMAGE ?= $(CPU_IMAGE)
+else
 CUDA_IMAGE ?= umnist-cuda:$(IMAGE_TAG)
+endif
 KIND_CLUSTER ?= umnist
-PIPELINE_VERSION ?= 2.14.3
+# The newest release the pipeline was checked against (2.14.x, 2.15.x and 2.16.x are supported; the
+# compiled pipeline's store endpoint follows this, see README "Cluster").
+PIPELINE_VERSION ?= 2.16.1
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -37,8 +45,9 @@ lint: ## ruff over the package, tests, components and scripts
 
 PIPELINE_YAML ?= umnist-pipeline.yaml
 PARTS ?= 4
-compile: ## write the KFP pipeline YAML: make compile [PIPELINE_YAML=f] [PARTS=4] [CPU_IMAGE=..] [CUDA_IMAGE=..]
-	UMNIST_CPU_IMAGE=$(CPU_IMAGE) UMNIST_CUDA_IMAGE=$(CUDA_IMAGE) $(PY) pipeline.py --out $(PIPELINE_YAML) --parts $(PARTS)
+compile: ## write the KFP pipeline YAML: make compile [DEVICE=cpu] [PIPELINE_VERSION=2.14.4] [PARTS=4] [CPU_IMAGE=..]
+	UMNIST_CPU_IMAGE=$(CPU_IMAGE) UMNIST_CUDA_IMAGE=$(CUDA_IMAGE) $(PY) pipeline.py --out $(PIPELINE_YAML) \
+		--parts $(PARTS) --device $(DEVICE) --kfp-version $(PIPELINE_VERSION) $(COMPILE_FLAGS)
 
 demo: ## the whole pipeline locally (KFP local runner), tiny profile, scored: make demo [OUT=runs/demo]
 	$(PY) -m umnist run --profile $(PROFILE) --out $(or $(OUT),runs/demo) --mnist $(or $(MNIST),../shared/data/mnist)
@@ -47,9 +56,9 @@ lease: ## what travels to a borrowed GPU (README "GPU budget"): make lease [MNIS
 	bench/gpu_lease_prepare.sh $(or $(MNIST),../shared/data/mnist)
 .PHONY: lease
 
-images: ## build the CPU and CUDA images with docker (from images/)
+images: ## build the CPU image, and the CUDA one unless DEVICE=cpu, with docker (from images/)
 	docker build -f images/Dockerfile.cpu -t $(CPU_IMAGE) .
-	docker build -f images/Dockerfile.cuda -t $(CUDA_IMAGE) .
+	$(if $(filter cpu,$(DEVICE)),,docker build -f images/Dockerfile.cuda -t $(CUDA_IMAGE) .)
 
 kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines with our launcher config
 	kind create cluster --name $(KIND_CLUSTER) --config manifests/kind-cluster.yaml
@@ -60,6 +69,6 @@ kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines wi
 	kubectl wait --for condition=available --timeout=600s deployment --all -n kubeflow
 
 kind-load: ## copy the built images into the kind cluster's nodes (no registry needed)
-	kind load docker-image $(CPU_IMAGE) $(CUDA_IMAGE) --name $(KIND_CLUSTER)
+	kind load docker-image $(sort $(CPU_IMAGE) $(CUDA_IMAGE)) --name $(KIND_CLUSTER)
 
 .PHONY: help install test lint synth bench-synth compile demo images kind-up kind-load

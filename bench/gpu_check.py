@@ -304,7 +304,8 @@ def phases(check: Check, args) -> None:
         boxes = metrics.get("boxes") or {}
         report.update(images=metrics["images"], accuracy=metrics["sum_accuracy"],
                       detection_recall=(boxes.get("detector") or {}).get("recall"),
-                      detection_precision=(boxes.get("detector") or {}).get("precision"))
+                      detection_precision=(boxes.get("detector") or {}).get("precision"),
+                      detection_by_size=metrics.get("detection_by_size"))
     check.write()
 
 

@@ -5,12 +5,12 @@ from components.images import CUDA_IMAGE
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def infer(images: Input[Dataset], detector: Input[Model], classifier: Input[Model], detections: Output[Dataset],
+def infer(images: str, detector: Input[Model], classifier: Input[Model], detections: Output[Dataset],
           part: int = 0, parts: int = 1, profile: str = "tiny", overrides: dict = {}):
     """Detect and classify the digits of part `part` of `parts` of the images; write detections.parquet.
 
-    `images` is read from its URI with umnist.storage (a directory or shard set, local or in the object
-    store), fetching only this part's files or shards.
+    `images` (a directory or shard set, local or an object-store URI) is a parameter, not an artifact: KFP's
+    launcher would copy a whole artifact into every pod; umnist.storage fetches only this part's files or shards.
     """
     import shutil
     import tempfile
@@ -18,12 +18,13 @@ def infer(images: Input[Dataset], detector: Input[Model], classifier: Input[Mode
 
     import pandas as pd
 
-    from umnist import steps
+    from umnist import hardware, steps
     from umnist.postprocess import DETECTION_COLUMNS
 
+    hardware.check_gpu()
     with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
         local = Path(work) / "images"
-        if not steps.fetch_part(images.uri, part, parts, local):
+        if not steps.fetch_part(images, part, parts, local):
             pd.DataFrame(columns=DETECTION_COLUMNS).to_parquet(detections.path, index=False)
             return
         from umnist import infer as stage

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Model
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
 import components
 from tests.tables import detection, empty, table
@@ -60,9 +60,11 @@ def test_score_logs_metrics_confusion_and_report(predictions, tmp_path):
     (tmp_path / "labels.csv").write_text("id,digit_sum\ns1,7\ns2,5\ns3,8\n")
     (tmp_path / "boxes.csv").write_text("id,digit,x1,y1,x2,y2\ns1,3,0,0,40,40\ns1,4,50,50,90,90\ns2,5,0,0,9,9\n")
     outputs = {"scores": artifact(Dataset, tmp_path / "scores"), "summary": artifact(Metrics, tmp_path / "m"),
-               "confusion": artifact(ClassificationMetrics, tmp_path / "c"), "report": artifact(HTML, tmp_path / "r")}
-    components.score.python_func(predictions=predictions, labels=artifact(Dataset, tmp_path / "labels.csv"),
-                                 images=artifact(Dataset, images), boxes=str(tmp_path / "boxes.csv"), **outputs)
+               "confusion": artifact(ClassificationMetrics, tmp_path / "c"), "report": artifact(HTML, tmp_path / "r"),
+               "run_summary": artifact(Markdown, tmp_path / "summary.md")}
+    components.score.python_func(predictions=predictions, labels=str(tmp_path / "labels.csv"),
+                                 images=str(images), boxes=str(tmp_path / "boxes.csv"), detector_stop="obj_loss",
+                                 classifier_stop="supplied", **outputs)
     summary = outputs["summary"].metadata
     assert summary["sum_accuracy_postprocessed"] == pytest.approx(1 / 3)
     assert summary["box_recall_detector"] == pytest.approx(2 / 3)
@@ -76,6 +78,8 @@ def test_score_logs_metrics_confusion_and_report(predictions, tmp_path):
     report = (tmp_path / "r").read_text()
     assert "s2" in report and "s3" in report and "<img" in report
     assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["wrong_ids"] == ["s2", "s3"]
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| postprocessed | 33.33 % |" in markdown and "| detector | obj_loss |" in markdown
 
 
 def test_infer_runs_the_detector_at_its_checkpoint_size(tiny_detector, tiny_classifier, tiny_data, tmp_path,
@@ -107,8 +111,9 @@ def test_train_detector_takes_supplied_weights(tmp_path):
     weights = tmp_path / "mine.pt"
     weights.write_bytes(b"checkpoint")
     model = artifact(Model, tmp_path / "model")
-    components.train_detector.python_func(detection=artifact(Dataset, tmp_path / "unused"), model=model,
-                                          summary=artifact(Metrics, tmp_path / "m"), weights=str(weights))
+    assert components.train_detector.python_func(detection=artifact(Dataset, tmp_path / "unused"), model=model,
+                                                 summary=artifact(Metrics, tmp_path / "m"),
+                                                 weights=str(weights)) == "supplied"
     assert (tmp_path / "model" / "weights" / "best.pt").read_bytes() == b"checkpoint"
     assert model.metadata["supplied"] == str(weights)
 
@@ -120,5 +125,6 @@ def test_train_classifier_takes_supplied_weights_from_the_store(tmp_path, s3_uri
     uri = storage.upload(tmp_path / "best.pt", s3_uri + "/best.pt")
     components.train_classifier.python_func(crops=artifact(Dataset, tmp_path / "unused"),
                                             model=artifact(Model, tmp_path / "model"),
-                                            summary=artifact(Metrics, tmp_path / "m"), weights=uri)
+                                            summary=artifact(Metrics, tmp_path / "m"),
+                                            confusion=artifact(ClassificationMetrics, tmp_path / "c"), weights=uri)
     assert (tmp_path / "model" / "best.pt").read_bytes() == b"classifier"

@@ -41,16 +41,12 @@ def test_kind_cluster_config():
     assert set(cluster) <= {"kind", "apiVersion", "name", "nodes", "networking", "featureGates"}
 
 
-def test_launcher_config_points_at_the_credentials_secret():
+def test_launcher_config_leaves_the_store_to_the_kfp_release():
+    """No `providers`: the launcher then uses its release's own store (2.14 minio-service, 2.16+ seaweedfs)
+    with the Secret mlpipeline-minio-artifact; a hard-coded endpoint fails on the releases it does not name."""
     (config,) = documents(REPO / "manifests" / "kfp-launcher-configmap.yaml")
     (secret,) = documents(REPO / "manifests" / "s3-credentials-secret.template.yaml")
-    assert config["data"]["defaultPipelineRoot"] == "minio://mlpipeline/v2/artifacts"
-    providers = yaml.safe_load(config["data"]["providers"])
-    for provider in ("minio", "s3"):
-        credentials = providers[provider]["default"]["credentials"]
-        assert credentials == {"fromEnv": False, "secretRef": {"secretName": secret["metadata"]["name"],
-                                                               "accessKeyKey": "accesskey",
-                                                               "secretKeyKey": "secretkey"}}
+    assert config["data"] == {"defaultPipelineRoot": "minio://mlpipeline/v2/artifacts"}
     assert secret["metadata"]["name"] == "mlpipeline-minio-artifact"
     assert secret["stringData"] == {"accesskey": "REPLACE_WITH_ACCESS_KEY",
                                     "secretkey": "REPLACE_WITH_SECRET_KEY"}

@@ -6,12 +6,40 @@ workers and batch sizes from them can be tested on any machine.
 
 import os
 
+from umnist.errors import UmnistError
+
+# Set by pipeline.py on a step: the CPUs it requested (a pod's affinity is the whole node's cores).
+CPUS_ENV = "UMNIST_CPUS"
+# Set by pipeline.py on a step that requested a GPU: check_gpu fails instead of running on the CPU.
+REQUIRE_GPU_ENV = "UMNIST_REQUIRE_GPU"
+
 
 def cpu_cores() -> int:
-    """Cores this process may run on: the CPU affinity (a container's share), not the host's count."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(len(os.sched_getaffinity(0)), 1)
-    return os.cpu_count() or 1
+    """Cores this process may use: the CPU affinity, capped by $UMNIST_CPUS when set (a Kubernetes pod sees
+    every core of its node, while it was scheduled for its CPU request)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    requested = os.environ.get(CPUS_ENV, "")
+    try:
+        cap = int(float(requested)) if requested else cores
+    except ValueError:
+        raise UmnistError(f"{CPUS_ENV}={requested!r}: expected a number of CPUs") from None
+    return max(min(cores, cap), 1)
+
+
+def check_gpu() -> None:
+    """Fail in one line when this step asked for a GPU ($UMNIST_REQUIRE_GPU=1) and torch sees none, rather
+    than train for hours on the CPU while holding the GPU."""
+    if os.environ.get(REQUIRE_GPU_ENV) != "1":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if torch.version.cuda is None:
+        raise UmnistError(f"this step requested a GPU but torch {torch.__version__} is a CPU build: "
+                          "run it in the CUDA image (images/Dockerfile.cuda)")
+    raise UmnistError(f"this step requested a GPU but torch {torch.__version__} (CUDA {torch.version.cuda}) sees "
+                      f"none: the node's NVIDIA driver must support CUDA {torch.version.cuda} (README \"CUDA image\")")
 
 
 def gpu_memory_bytes(device) -> int | None:

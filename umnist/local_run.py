@@ -79,7 +79,8 @@ def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None,
         # our base images are not named "python...": the runner warns, though umnist is installed here
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
         try:
-            pipeline.build(parts=parts, retries=False, s3_endpoint=None)(
+            # device="cpu": no GPU is required here (torch still takes one when the machine has it)
+            pipeline.build(parts=parts, device="cpu", retries=False, s3_endpoint=None)(
                 images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], profile=str(profile),
                 mnist=uris["mnist"])
         except RuntimeError as exc:  # kfp.local's way of saying a task failed; the task's log is above

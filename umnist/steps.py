@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from umnist import shards, storage
+from umnist import hardware, shards, storage
 from umnist.errors import UmnistError
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -24,6 +24,25 @@ def given(extra: dict | None = None, **named) -> dict:
     unset = {name for name, value in named.items()
              if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value < 0)}
     return {**(extra or {}), **{name: value for name, value in named.items() if name not in unset}}
+
+
+def detector_workers(profile: str | os.PathLike, overrides: dict | None = None) -> int:
+    """The profile's detector loader workers, capped at the CPUs this step may use: yolov5 caps them at
+    os.cpu_count(), the node's cores in a pod, and each worker holds 2560 px mosaics in /dev/shm."""
+    from umnist import config
+    from umnist.detector.config import DetectorConfig
+
+    return min(config.resolve(DetectorConfig, "detector", profile, **(overrides or {})).workers,
+               hardware.cpu_cores())
+
+
+def read_confusion(confusion_csv: str | os.PathLike) -> tuple[list[str], list[list[int]]]:
+    """The classifier's `confusion.csv` (header `true,0..9`, one row per true digit) as (labels, rows)."""
+    with open(confusion_csv, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2 or any(len(row) != len(rows[0]) for row in rows):
+        raise UmnistError(f"{confusion_csv}: not a confusion table")
+    return rows[0][1:], [[int(v) for v in row[1:]] for row in rows[1:]]
 
 
 def is_image(name: str) -> bool:
