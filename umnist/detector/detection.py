@@ -8,7 +8,8 @@ Each image is letterboxed to img_size x img_size as yolov5 does (aspect kept, gr
 size and shape share a batch; boxes are mapped back to the original pixels. img_size defaults to the size the
 checkpoint was trained at (yolov5 records it): a detector run smaller than that misses the small digits, so
 another size is used only when asked for, with a warning on stderr. NMS is class-agnostic: digits never
-overlap, so two overlapping boxes are one digit whatever classes they were given.
+overlap, so two overlapping boxes are one digit whatever classes they were given. Boxes are scored by their
+objectness alone (`conf_objectness`): the class is the re-classifier's job.
 """
 
 import math
@@ -62,7 +63,7 @@ class Detector:
     """A YOLOv5 checkpoint ready to run: on the GPU in half precision when there is one, else on the CPU."""
 
     def __init__(self, weights: str | os.PathLike, img_size: int | None = None, conf: float = 0.1,
-                 iou: float = 0.1, max_det: int = 5, device: str = "auto"):
+                 iou: float = 0.1, max_det: int = 5, device: str = "auto", conf_objectness: bool = True):
         import torch
 
         if device == "auto":
@@ -80,7 +81,7 @@ class Detector:
         # yolov5 trains at the recorded size rounded up to a multiple of the stride (check_img_size)
         self.trained_size = None if trained is None else math.ceil(trained / self.stride) * self.stride
         self.img_size = self._input_size(img_size)
-        self.conf, self.iou, self.max_det = conf, iou, max_det
+        self.conf, self.iou, self.max_det, self.conf_objectness = conf, iou, max_det, conf_objectness
 
     def _input_size(self, requested: int | None) -> int:
         """The side to run at: the training size, or `requested` with a warning when it differs."""
@@ -103,7 +104,7 @@ class Detector:
         """A detector with the thresholds of a profile's `detector` section (plus overrides), run at `img_size`
         (None: the size it was trained at; the section's own img_size is a training setting, not used here)."""
         cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
-        return cls(weights, img_size, cfg.conf, cfg.iou, cfg.max_det, device)
+        return cls(weights, img_size, cfg.conf, cfg.iou, cfg.max_det, device, cfg.conf_objectness)
 
     def detect(self, images: Sequence[Image], batch_size: int | None = None) -> list[Detections]:
         """Detections for each image, in order; `batch_size` images (default: all) share a forward pass."""
@@ -124,6 +125,8 @@ class Detector:
         x = (x.half() if self.half else x.float()) / 255
         with torch.inference_mode():
             prediction = self.model(x)[0]
+            if self.conf_objectness:  # yolov5's NMS scores objectness x the best class: make that class 1
+                prediction[..., 5:] /= prediction[..., 5:].amax(dim=-1, keepdim=True).clamp(min=1e-9)
         found = []
         for i, (image, (_, ratio, pad)) in enumerate(zip(images, boxed, strict=True)):
             # One image per NMS call: yolov5's NMS has a time limit per call that, when hit, silently drops the
