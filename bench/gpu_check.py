@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                         "competition's)")
     args = parser.parse_args(argv)
     if not 0 < args.predict_share < PREDICT_END - PHASE_ENDS["heldout"]:
-        parser.error(f"--predict-share {args.predict_share}: must be within 0..{PREDICT_END - PHASE_ENDS['heldout']:.2f}")
+        most = PREDICT_END - PHASE_ENDS["heldout"]
+        parser.error(f"--predict-share {args.predict_share}: must be within 0..{most:.2f}")
     PHASE_ENDS["train"] = PREDICT_END - args.predict_share
     # A TERM (a scheduler's timeout) unwinds like an error: the running stages are stopped, the JSON written.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -289,6 +290,7 @@ def phases(check: Check, args) -> None:
         check.write()
 
     weights = {"detector": out / "detector" / "weights" / "best.pt", "classifier": out / "classifier" / "best.pt"}
+    report["weights"] = {name: str(path) if path.is_file() else None for name, path in weights.items()}
     held = heldout_files(heldout)
     missing = [str(p) for p in (*weights.values(), held["labels"]) if not p.is_file()]
     if missing:
@@ -297,7 +299,8 @@ def phases(check: Check, args) -> None:
     deadline = phase_deadline(check.started, check.budget_s, "predict")
     check.run("predict", {"predict": [
         "predict", "--detector", str(weights["detector"]), "--classifier", str(weights["classifier"]),
-        "--images", str(held["images"]), "--labels", str(held["labels"]), "--boxes", str(held["boxes"]), "--out", str(out / "predict"), *profile, "--no-progress"]}, deadline)
+        "--images", str(held["images"]), "--labels", str(held["labels"]), "--boxes", str(held["boxes"]),
+        "--out", str(out / "predict"), *profile, "--no-progress"]}, deadline)
     report["infer"] = _read_json(out / "predict" / "infer_stats.json")
     metrics = _read_json(out / "predict" / "metrics.json")
     if metrics is not None:

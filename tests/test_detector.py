@@ -257,3 +257,59 @@ def test_auto_batch_fits_the_gpu_memory(model, img_size, gpu_gb, batch):
 def test_bad_batch_is_refused(batch):
     with pytest.raises(UmnistError, match="batch"):
         config.build(DetectorConfig, {"batch": batch}, "test")
+
+
+@pytest.mark.parametrize("objectness_only, kept", [(True, 2), (False, 1)])
+def test_boxes_are_scored_by_objectness_not_by_a_weak_class(objectness_only, kept):
+    """yolov5's NMS keeps a box when objectness x best class probability > conf: a digit the detector is sure
+    of (objectness 0.9) but whose class it has not learned (0.08) would be dropped at conf 0.1."""
+    from yolov5.utils.general import non_max_suppression
+
+    from umnist.detector.detection import scored_by_objectness
+
+    weak_class = [0.08] * 10
+    sure_class = [0.0] * 10
+    sure_class[3] = 0.95
+    prediction = torch.tensor([[[50, 50, 20, 20, 0.9, *weak_class], [150, 150, 20, 20, 0.9, *sure_class]]])
+    scored = scored_by_objectness(prediction) if objectness_only else prediction
+    found = non_max_suppression(scored, 0.1, 0.1, agnostic=True, max_det=5)[0]
+    assert len(found) == kept and found[:, 5].tolist()[-1] in (0, 3)
+    assert torch.equal(prediction[0, 1, 5:].argmax(), scored[0, 1, 5:].argmax())
+
+
+class _FixedModel:
+    """Stands in for a YOLOv5 model: one box, given in the letterboxed input's pixels, per image."""
+
+    def __init__(self, boxes_in_input):
+        self.boxes = boxes_in_input
+
+    def __call__(self, x):
+        rows = [[*self.boxes[x.shape[-1]], 0.9, *([0.0] * 3 + [0.8] + [0.0] * 6)]]
+        return (torch.tensor([rows] * x.shape[0], dtype=torch.float32),)
+
+
+@pytest.mark.parametrize("height, width", [(200, 100), (120, 300), (256, 256)])
+def test_each_scale_maps_boxes_back_to_the_original_pixels(height, width):
+    """The box of a digit seen at 1x and at 2x (letterboxed, padded) lands on the same original pixels, so one
+    NMS over both scales merges them into one box."""
+    from yolov5.utils.augmentations import letterbox
+
+    from umnist.detector.detection import Detector
+
+    x1, y1, x2, y2 = 20.0, 30.0, 50.0, 60.0
+    image = np.zeros((height, width, 3), np.uint8)
+    boxes = {}
+    for size in (64, 128):
+        _, (gain, _), (pad_x, pad_y) = letterbox(image, size, stride=32, auto=False)
+        boxes[size] = [(x1 + x2) / 2 * gain + pad_x, (y1 + y2) / 2 * gain + pad_y, (x2 - x1) * gain, (y2 - y1) * gain]
+    found = object.__new__(Detector)
+    found.__dict__.update(model=_FixedModel(boxes), device=torch.device("cpu"), half=False, stride=32, img_size=64,
+                          sizes=[64, 128], conf=0.1, iou=0.1, max_det=5, conf_objectness=True, enlarged_max_px=64)
+    for size in (64, 128):
+        mapped = found._predict([image], size)[0, 0, :4].tolist()
+        assert mapped == pytest.approx([35.0, 45.0, 30.0, 30.0], abs=1e-3)
+    merged = found._detect_batch([image])[0]
+    assert len(merged) == 1 and merged.boxes[0].tolist() == pytest.approx([x1, y1, x2, y2], abs=1e-3)
+    assert merged.cls.tolist() == [3]
+    found.enlarged_max_px = 20  # the 30 px box is now too big for the enlarged pass: only the 1x one counts
+    assert found._predict([image], 128)[0, 0, 4] == 0 and found._predict([image], 64)[0, 0, 4] == 0.9

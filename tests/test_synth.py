@@ -15,8 +15,7 @@ from umnist.mnist import load_mnist
 from umnist.synth.backgrounds import BACKGROUNDS
 from umnist.synth.config import SynthConfig
 from umnist.synth.generate import _split_mnist, raw_mnist_crop
-from umnist.synth.scenes import (DigitPlanner, ScenePlan, digit_mask, largest_empty_rectangle, place_boxes,
-                                 render_scene)
+from umnist.synth.scenes import DigitPlanner, ScenePlan, digit_mask, largest_empty_rectangle, place_boxes, render_scene
 
 
 @pytest.fixture(scope="module", params=["solution", "competition"])

@@ -59,6 +59,14 @@ class DetectorConfig:
         "would lose true digits (a 2-epoch CPU detector: recall of 16-32 px digits 31 % -> 64 %); for a "
         "well-trained detector the two agree")
     iou: float = opt(0.1, "NMS IoU threshold: digits never overlap, so any overlapping pair is one digit")
+    scales: tuple[float, ...] = opt(
+        (1.0,), "detection input sizes as multiples of the input size, their boxes merged by one NMS; (1, 2) "
+        "also runs the image enlarged 2x, where digits too small for the detector at 1x (under ~16 px) look like "
+        "the 16-32 px digits it finds, for ~5x the detection time; 1 alone is the winner's single pass")
+    enlarged_max_px: int = opt(
+        64, "boxes of the enlarged passes (scales > 1) count only up to this side in the original image's px: "
+        "there they are the small digits the pass is for, while a big digit enlarged past the sizes the "
+        "detector knows comes out in pieces")
     max_det: int = opt(5, "most boxes per image: a competition image holds 3-5 digits")
     max_minutes: float | None = opt(None, "wall-clock budget of a training run in minutes: stop cleanly when "
                                     "the next epoch would not finish in it (or at the limit), keeping the best "
@@ -85,6 +93,8 @@ class DetectorConfig:
         for name in ("lr0", "momentum", "weight_decay", "warmup_epochs", "obj_loss_stop", "degrees"):
             if getattr(self, name) < 0:
                 problems.append(f"{name}={getattr(self, name)} must not be negative")
+        if not self.scales or any(not 0.25 <= scale <= 4 for scale in self.scales):
+            problems.append(f"scales={list(self.scales)} must be one or more multiples within 0.25..4")
         if self.max_minutes is not None and self.max_minutes <= 0:
             problems.append(f"max_minutes={self.max_minutes} must be positive (or None for no limit)")
         return problems

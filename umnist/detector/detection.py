@@ -63,7 +63,8 @@ class Detector:
     """A YOLOv5 checkpoint ready to run: on the GPU in half precision when there is one, else on the CPU."""
 
     def __init__(self, weights: str | os.PathLike, img_size: int | None = None, conf: float = 0.1,
-                 iou: float = 0.1, max_det: int = 5, device: str = "auto", conf_objectness: bool = True):
+                 iou: float = 0.1, max_det: int = 5, device: str = "auto", conf_objectness: bool = True,
+                 scales: Sequence[float] = (1.0,), enlarged_max_px: int = 64):
         import torch
 
         if device == "auto":
@@ -82,6 +83,8 @@ class Detector:
         self.trained_size = None if trained is None else math.ceil(trained / self.stride) * self.stride
         self.img_size = self._input_size(img_size)
         self.conf, self.iou, self.max_det, self.conf_objectness = conf, iou, max_det, conf_objectness
+        self.sizes = sorted({math.ceil(self.img_size * scale / self.stride) * self.stride for scale in scales})
+        self.enlarged_max_px = enlarged_max_px
 
     def _input_size(self, requested: int | None) -> int:
         """The side to run at: the training size, or `requested` with a warning when it differs."""
@@ -104,7 +107,8 @@ class Detector:
         """A detector with the thresholds of a profile's `detector` section (plus overrides), run at `img_size`
         (None: the size it was trained at; the section's own img_size is a training setting, not used here)."""
         cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
-        return cls(weights, img_size, cfg.conf, cfg.iou, cfg.max_det, device, cfg.conf_objectness)
+        return cls(weights, img_size, cfg.conf, cfg.iou, cfg.max_det, device, cfg.conf_objectness, cfg.scales,
+                   cfg.enlarged_max_px)
 
     def detect(self, images: Sequence[Image], batch_size: int | None = None) -> list[Detections]:
         """Detections for each image, in order; `batch_size` images (default: all) share a forward pass."""
@@ -116,28 +120,53 @@ class Detector:
 
     def _detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
         import torch
-        from yolov5.utils.augmentations import letterbox
-        from yolov5.utils.general import non_max_suppression, scale_boxes
+        from yolov5.utils.general import non_max_suppression
 
-        boxed = [letterbox(im, self.img_size, stride=self.stride, auto=False) for im in images]
+        per_size = [self._predict(images, size) for size in self.sizes]
+        found = []
+        for i in range(len(images)):
+            # One image per NMS call: yolov5's NMS has a time limit per call that, when hit, silently drops the
+            # rest of the batch's images (possible with many candidate boxes at a low threshold on a CPU).
+            candidates = torch.cat([prediction[i:i + 1] for prediction in per_size], dim=1)
+            det = non_max_suppression(candidates, self.conf, self.iou, agnostic=True, max_det=self.max_det)[0]
+            det = det.cpu().numpy()
+            height, width = images[i].shape[:2]
+            det[:, [0, 2]] = det[:, [0, 2]].clip(0, width)
+            det[:, [1, 3]] = det[:, [1, 3]].clip(0, height)
+            found.append(Detections(det[:, :4].astype(np.float32), det[:, 4].astype(np.float32),
+                                    det[:, 5].astype(np.int64)))
+        return found
+
+    def _predict(self, images: list[np.ndarray], size: int):
+        """Raw predictions (B, N, 5 + classes) at input side `size`, their boxes (centre x, y, w, h) mapped
+        back to each original image's pixels, so the predictions of several sizes can share one NMS."""
+        import torch
+        from yolov5.utils.augmentations import letterbox
+
+        boxed = [letterbox(im, size, stride=self.stride, auto=False) for im in images]
         batch = np.stack([b[0] for b in boxed]).transpose(0, 3, 1, 2)  # (B, 3, S, S) RGB
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         x = (x.half() if self.half else x.float()) / 255
         with torch.inference_mode():
-            prediction = self.model(x)[0]
-            if self.conf_objectness:  # yolov5's NMS scores objectness x the best class: make that class 1
-                prediction[..., 5:] /= prediction[..., 5:].amax(dim=-1, keepdim=True).clamp(min=1e-9)
-        found = []
-        for i, (image, (_, ratio, pad)) in enumerate(zip(images, boxed, strict=True)):
-            # One image per NMS call: yolov5's NMS has a time limit per call that, when hit, silently drops the
-            # rest of the batch's images (possible with many candidate boxes at a low threshold on a CPU).
-            det = non_max_suppression(prediction[i:i + 1], self.conf, self.iou, agnostic=True,
-                                      max_det=self.max_det)[0]
-            det[:, :4] = scale_boxes(x.shape[2:], det[:, :4], image.shape[:2], ratio_pad=(ratio, pad))
-            det = det.float().cpu().numpy()
-            found.append(Detections(det[:, :4].astype(np.float32), det[:, 4].astype(np.float32),
-                                    det[:, 5].astype(np.int64)))
-        return found
+            prediction = self.model(x)[0].float()
+        if self.conf_objectness:
+            prediction = scored_by_objectness(prediction)
+        for i, (_, (gain, _), (pad_x, pad_y)) in enumerate(boxed):
+            prediction[i, :, 0] = (prediction[i, :, 0] - pad_x) / gain
+            prediction[i, :, 1] = (prediction[i, :, 1] - pad_y) / gain
+            prediction[i, :, 2:4] /= gain
+        if size > self.img_size:  # an enlarged pass: only its small boxes count
+            prediction[..., 4] *= prediction[..., 2:4].amax(dim=-1) <= self.enlarged_max_px
+        return prediction
+
+
+def scored_by_objectness(prediction):
+    """yolov5 raw predictions (..., 5 + classes) whose NMS score is the objectness alone: yolov5's NMS scores a
+    box objectness x its best class probability, so the best class is scaled to 1 (the argmax is kept)."""
+    scored = prediction.clone()
+    classes = scored[..., 5:]
+    classes /= classes.amax(dim=-1, keepdim=True).clamp(min=1e-9)
+    return scored
 
 
 def detect(weights: str | os.PathLike, images: Sequence[Image], batch_size: int | None = None,
