@@ -49,8 +49,9 @@ compile: ## write the KFP pipeline YAML: make compile [DEVICE=cpu] [PIPELINE_VER
 	UMNIST_CPU_IMAGE=$(CPU_IMAGE) UMNIST_CUDA_IMAGE=$(CUDA_IMAGE) $(PY) pipeline.py --out $(PIPELINE_YAML) \
 		--parts $(PARTS) --device $(DEVICE) --kfp-version $(PIPELINE_VERSION) $(COMPILE_FLAGS)
 
-demo: ## the whole pipeline locally (KFP local runner), tiny profile, scored: make demo [OUT=runs/demo]
-	$(PY) -m umnist run --profile $(PROFILE) --out $(or $(OUT),runs/demo) --mnist $(or $(MNIST),../shared/data/mnist)
+DEMO_PROFILE ?= demo
+demo: ## the whole pipeline locally (KFP local runner), trained and scored in ~10 min: make demo [OUT=runs/demo]
+	$(PY) -m umnist run --profile $(DEMO_PROFILE) --out $(or $(OUT),runs/demo) --mnist $(or $(MNIST),../shared/data/mnist)
 
 lease: ## what travels to a borrowed GPU (README "GPU budget"): make lease [MNIST=../shared/data/mnist]
 	bench/gpu_lease_prepare.sh $(or $(MNIST),../shared/data/mnist)

@@ -69,3 +69,10 @@ def test_saved_config_is_a_profile(tmp_path, monkeypatch):
     config.save(cfg, "toy", tmp_path / "out", profile)
     again = resolve(ToyConfig, "toy", tmp_path / "out" / "config.yaml")
     assert again == cfg == ToyConfig(count=7, ratio=0.25)
+
+
+@pytest.mark.parametrize("profile", config.profile_names())
+def test_every_shipped_profile_resolves(profile):
+    """Each profile in configs/ is valid in every section (types, ranges, cross-field checks)."""
+    resolved = resolve_all(profile)
+    assert set(resolved) == set(config.SECTIONS)

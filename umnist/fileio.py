@@ -13,6 +13,9 @@ from pathlib import Path
 
 import yaml
 
+# The image files every stage that takes a folder of images reads (competition: `{id}.jpeg`).
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:

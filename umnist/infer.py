@@ -31,12 +31,11 @@ from umnist.config import opt
 from umnist.crops import cut_squares
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
-from umnist.fileio import atomic_path, write_json
+from umnist.fileio import IMAGE_SUFFIXES, atomic_path, write_json
 from umnist.postprocess import skipped_images
 
 # read_gray reports an unreadable image in one line naming it; OpenCV's own decoder warnings would only add noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 PROB_COLUMNS = [f"p{d}" for d in range(10)]
 SCHEMA = pa.schema([
     ("image_id", pa.string()), ("empty", pa.bool_()),

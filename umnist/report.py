@@ -16,10 +16,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from umnist.fileio import write_text
+from umnist.fileio import IMAGE_SUFFIXES, write_text
 from umnist.postprocess import BOX_COLUMNS, KEPT, MAX_SUM, NESTED
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 GALLERY_SIDE = 512
 JPEG_QUALITY = 80
 COLOURS = {KEPT: (40, 170, 40), NESTED: (0, 140, 255)}  # BGR; anything else dropped is red

@@ -13,8 +13,7 @@ import pandas as pd
 
 from umnist import hardware, shards, storage
 from umnist.errors import UmnistError
-
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+from umnist.fileio import IMAGE_SUFFIXES
 
 
 def given(extra: dict | None = None, **named) -> dict:
