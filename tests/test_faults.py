@@ -180,3 +180,43 @@ def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_d
         assert summary["epochs_completed"] == 2 and summary["stop_reason"] == "epochs_done"
         for name in ("last.pt", "best.pt"):
             assert read_checkpoint(out / "weights" / name)["optimizer"] is None
+
+
+def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data, tiny_detector, tiny_classifier,
+                                                                     tmp_path, monkeypatch):
+    """infer stopped right after each of its file renames (parts, stats, configs, the result), then resumed:
+    the table equals an uninterrupted run's, and no image finished before the stop is inferred again."""
+    from umnist import infer
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, scene in enumerate(sorted((tiny_data / "detection" / "images").rglob("*.jpg"))[:6]):
+        shutil.copy(scene, images / f"img{i}.jpeg")
+    models = (tiny_detector / "weights" / "best.pt", tiny_classifier[0] / "best.pt")
+    args = {"progress": False, "part_images": 2}
+    real_replace, renames, kill = os.replace, [], {"after": 0}
+
+    def counting_replace(src, dst):
+        real_replace(src, dst)
+        renames.append(Path(dst).name)
+        if len(renames) == kill["after"]:
+            raise _Killed
+
+    monkeypatch.setattr(os, "replace", counting_replace)
+    whole = pd.read_parquet(infer.run(images, *models, tmp_path / "whole", **args))
+    writes = list(renames)
+    assert writes[:3] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"], writes
+    assert writes[-1] == "detections.parquet"
+    for kill_after in range(1, len(writes) + 1):
+        out = tmp_path / f"killed-after-{kill_after}"
+        renames.clear()
+        kill["after"] = kill_after
+        with pytest.raises(_Killed):
+            infer.run(images, *models, out, **args)
+        kill["after"] = 0
+        renames.clear()
+        resumed = pd.read_parquet(infer.run(images, *models, out, resume=True, **args))
+        pd.testing.assert_frame_equal(resumed, whole)
+        redone = [name for name in renames if name.startswith("part-")]
+        assert len(redone) == max(0, 3 - kill_after), f"stopped after {writes[kill_after - 1]}: redid {redone}"
+        assert not (out / ".parts").exists()

@@ -11,6 +11,7 @@ stays flat and a killed run resumes where it stopped), then into one table.
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -200,6 +201,12 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
         # The weights are checked before anything is written, so a wrong file leaves no output behind; they are
         # loaded even when every part is done, so that config.yaml records the sizes the models run at.
         models = Models(detector_weights, classifier_weights, profile, cfg)
+        result = out / "detections.parquet"
+        if resume and result.is_file():  # killed after its result, while removing its parts: nothing to redo
+            shutil.rmtree(parts, ignore_errors=True)
+            return result
+        # A fresh run removes an older result first, so a result beside part files is always this run's.
+        result.unlink(missing_ok=True)
         out_existed = out.exists()
         parts.mkdir(parents=True, exist_ok=True)
         started, decode_seconds = time.perf_counter(), [0.0]
@@ -223,13 +230,8 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
                 "images": done_now, "seconds": round(elapsed, 3), "images_per_s": round(done_now / elapsed, 3),
                 **{f"{k}_seconds": round(v, 3) for k, v in models.seconds.items()},
                 "decode_seconds_in_threads": round(decode_seconds[0], 3)})
-        with atomic_path(out / "detections.parquet") as tmp:
-            with pq.ParquetWriter(tmp, SCHEMA) as writer:
-                for k in range(len(chunks)):
-                    writer.write_table(pq.read_table(parts / f"part-{k:05d}.parquet", schema=SCHEMA))
-        for part in parts.glob("*.parquet"):
-            part.unlink()
-        parts.rmdir()
+        # config.yaml first, detections.parquet next (the run's commit point), the part files last: a kill
+        # between any two of these leaves a run that --resume completes without redoing any image.
         config.save(cfg, "infer", out, profile, detector_weights=str(detector_weights),
                     classifier_weights=str(classifier_weights), images=str(images),
                     detector_img_size=models.detector.img_size,
@@ -237,7 +239,12 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
                     classifier_img_size=models.classifier.img_size)
         detector_cfg = config.resolve(DetectorConfig, "detector", profile, img_size=models.detector.img_size)
         config.save(detector_cfg, "detector", out, profile)
-    return out / "detections.parquet"
+        with atomic_path(result) as tmp:
+            with pq.ParquetWriter(tmp, SCHEMA) as writer:
+                for k in range(len(chunks)):
+                    writer.write_table(pq.read_table(parts / f"part-{k:05d}.parquet", schema=SCHEMA))
+        shutil.rmtree(parts)
+    return result
 
 
 def _infer_part(models: Models, chunk: list[Path], cfg: InferConfig, decode_seconds: list[float], bar,
