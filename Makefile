@@ -34,6 +34,9 @@ install: ## create .venv and install umnist with its dev tools (torch first, fro
 test: ## run the whole test suite (CPU, tiny sizes)
 	$(PY) -m pytest
 
+test-fast: ## the tests not marked slow (no kill/resume, end-to-end or long training runs)
+	$(PY) -m pytest -m "not slow"
+
 synth: ## generate a synthetic data set: make synth PROFILE=tiny OUT=data/synth MNIST=../shared/data/mnist
 	$(PY) -m umnist synth --profile $(PROFILE) --out $(or $(OUT),data/synth) --mnist $(or $(MNIST),../shared/data/mnist)
 
@@ -72,4 +75,4 @@ kind-up: ## create the kind cluster and install standalone Kubeflow Pipelines wi
 kind-load: ## copy the built images into the kind cluster's nodes (no registry needed)
 	kind load docker-image $(sort $(CPU_IMAGE) $(CUDA_IMAGE)) --name $(KIND_CLUSTER)
 
-.PHONY: help install test lint synth bench-synth compile demo images kind-up kind-load
+.PHONY: help install test test-fast lint synth bench-synth compile demo images kind-up kind-load

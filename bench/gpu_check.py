@@ -145,8 +145,12 @@ class Check:
         start = time.monotonic()
         self.gpu.phase = phase
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        # Stages side by side share the cores' compute threads (their loader processes are single-threaded).
-        env.setdefault("OMP_NUM_THREADS", str(max(1, hardware.cpu_cores() // len(commands))))
+        # On a GPU machine, stages side by side share the cores' compute threads (their loader processes are
+        # single-threaded). Without a GPU the compute is the cores themselves: each stage may use them all, so
+        # one that ends early leaves its cores to the other (a fixed split left the detector one core of two
+        # for the 35 minutes after the classifier had finished).
+        if self.gpu.available:
+            env.setdefault("OMP_NUM_THREADS", str(max(1, hardware.cpu_cores() // len(commands))))
         processes = {}
         for name, argv in commands.items():
             with open(self.out / "logs" / f"{name}.log", "w") as log:
