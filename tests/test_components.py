@@ -99,7 +99,7 @@ def test_infer_runs_the_detector_at_its_checkpoint_size(tiny_detector, tiny_clas
     sizes, detect_batch = [], Detector._detect_batch
     monkeypatch.setattr(Detector, "_detect_batch", lambda self, images: sizes.append(self.img_size)
                         or detect_batch(self, images))
-    components.infer.python_func(images=artifact(Dataset, tiny_data / "detection" / "images" / "val"),
+    components.infer.python_func(images=str(tiny_data / "detection" / "images" / "val"),
                                  detector=artifact(Model, tmp_path / "detector"),
                                  classifier=artifact(Model, tiny_classifier[0]),
                                  detections=artifact(Dataset, tmp_path / "detections.parquet"), profile="full")
