@@ -108,7 +108,32 @@ class _Killed(BaseException):
     """Stands for SIGKILL in-process: not an Exception, so no handler of the code under test catches it."""
 
 
-def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tmp_path, monkeypatch):
+class _StopAfterWrites:
+    """Stands in for os.replace (every output is written to a temporary name, then renamed): records each
+    renamed file's name and raises _Killed right after the `after`-th rename since `arm` (0: never)."""
+
+    def __init__(self):
+        self.names, self.after, self._replace = [], 0, os.replace
+
+    def __call__(self, src, dst):
+        self._replace(src, dst)
+        self.names.append(Path(dst).name)
+        if len(self.names) == self.after:
+            raise _Killed
+
+    def arm(self, after: int) -> None:
+        self.names.clear()
+        self.after = after
+
+
+@pytest.fixture
+def stop_after_writes(monkeypatch) -> _StopAfterWrites:
+    stopper = _StopAfterWrites()
+    monkeypatch.setattr(os, "replace", stopper)
+    return stopper
+
+
+def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tmp_path, stop_after_writes):
     """Every window, not the one a timed kill happens to hit: the run is stopped right after its k-th file
     rename (every output is written to a temporary name and renamed), for every k, then resumed. Each time
     metrics.csv ends with every epoch once, and best.pt, confusion.csv and summary.json agree."""
@@ -119,25 +144,16 @@ def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tm
     tiny_crops = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, workers=1, progress=False, scenes_train=8,
                            empty_train=0, scenes_val=3, crops_mnist=False) / "crops"
     args = {"epochs": 3, "epoch_images": 64, "lr_steps": [3e-3]}
-    real_replace, renames, kill = os.replace, [], {"after": 0}
-
-    def counting_replace(src, dst):
-        real_replace(src, dst)
-        renames.append(Path(dst).name)
-        if len(renames) == kill["after"]:
-            raise _Killed
-
-    monkeypatch.setattr(os, "replace", counting_replace)
+    stop_after_writes.arm(0)  # count the trainer's writes only, not synth's
     train(tiny_crops, tmp_path / "whole", "tiny", **args)
-    writes = list(renames)
+    writes = list(stop_after_writes.names)
     assert writes.count("last.pt") == 3 and writes[-1] == "summary.json"
     for kill_after in range(1, len(writes)):
         out = tmp_path / f"killed-after-{kill_after}"
-        renames.clear()
-        kill["after"] = kill_after
+        stop_after_writes.arm(kill_after)
         with pytest.raises(_Killed):
             train(tiny_crops, out, "tiny", **args)
-        kill["after"] = 0
+        stop_after_writes.arm(0)
         resumable = (out / "last.pt").is_file()
         summary = train(tiny_crops, out, "tiny", resume=resumable, **({} if resumable else args))
         assert epochs_in(out / "metrics.csv") == [1, 2, 3], f"killed after {writes[kill_after - 1]}"
@@ -148,32 +164,22 @@ def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tm
 
 
 def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_detector_data, tmp_path,
-                                                                          monkeypatch):
+                                                                          stop_after_writes):
     """The windows at the end of a detector run: after the last epoch's checkpoint, after last.pt is made
     final and after best.pt is: `--resume` must end each with final weights and a summary of every epoch."""
     from umnist import detector
 
     args = {"epochs": 2, "obj_loss_stop": 0}
-    real_replace, renames, kill = os.replace, [], {"after": 0}
-
-    def counting_replace(src, dst):
-        real_replace(src, dst)
-        renames.append(Path(dst).name)
-        if len(renames) == kill["after"]:
-            raise _Killed
-
-    monkeypatch.setattr(os, "replace", counting_replace)
     detector.train(tiny_detector_data, tmp_path / "whole", "tiny", **args)
-    writes = list(renames)
+    writes = list(stop_after_writes.names)
     final_epoch = len(writes) - writes[::-1].index("metrics.csv")  # writes up to the last epoch's metrics row
     assert writes[-3:] == ["last.pt", "best.pt", "summary.json"], writes
     for kill_after in range(final_epoch, len(writes)):
         out = tmp_path / f"killed-after-{kill_after}"
-        renames.clear()
-        kill["after"] = kill_after
+        stop_after_writes.arm(kill_after)
         with pytest.raises(_Killed):
             detector.train(tiny_detector_data, out, "tiny", **args)
-        kill["after"] = 0
+        stop_after_writes.arm(0)
         detector.train(tiny_detector_data, out, resume=True)
         assert epochs_in(out / "metrics.csv") == [0, 1], f"killed after write {kill_after} of {writes}"
         summary = json.loads((out / "summary.json").read_text())
@@ -183,7 +189,7 @@ def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_d
 
 
 def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data, tiny_detector, tiny_classifier,
-                                                                     tmp_path, monkeypatch):
+                                                                     tmp_path, stop_after_writes):
     """infer stopped right after each of its file renames (parts, stats, configs, the result), then resumed:
     the table equals an uninterrupted run's, and no image finished before the stop is inferred again."""
     from umnist import infer
@@ -194,29 +200,18 @@ def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data,
         shutil.copy(scene, images / f"img{i}.jpeg")
     models = (tiny_detector / "weights" / "best.pt", tiny_classifier[0] / "best.pt")
     args = {"progress": False, "part_images": 2}
-    real_replace, renames, kill = os.replace, [], {"after": 0}
-
-    def counting_replace(src, dst):
-        real_replace(src, dst)
-        renames.append(Path(dst).name)
-        if len(renames) == kill["after"]:
-            raise _Killed
-
-    monkeypatch.setattr(os, "replace", counting_replace)
     whole = pd.read_parquet(infer.run(images, *models, tmp_path / "whole", **args))
-    writes = list(renames)
+    writes = list(stop_after_writes.names)
     assert writes[:3] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"], writes
     assert writes[-1] == "detections.parquet"
     for kill_after in range(1, len(writes) + 1):
         out = tmp_path / f"killed-after-{kill_after}"
-        renames.clear()
-        kill["after"] = kill_after
+        stop_after_writes.arm(kill_after)
         with pytest.raises(_Killed):
             infer.run(images, *models, out, **args)
-        kill["after"] = 0
-        renames.clear()
+        stop_after_writes.arm(0)
         resumed = pd.read_parquet(infer.run(images, *models, out, resume=True, **args))
         pd.testing.assert_frame_equal(resumed, whole)
-        redone = [name for name in renames if name.startswith("part-")]
+        redone = [name for name in stop_after_writes.names if name.startswith("part-")]
         assert len(redone) == max(0, 3 - kill_after), f"stopped after {writes[kill_after - 1]}: redid {redone}"
         assert not (out / ".parts").exists()
