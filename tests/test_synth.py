@@ -16,6 +16,7 @@ from umnist.synth.backgrounds import BACKGROUNDS
 from umnist.synth.config import SynthConfig
 from umnist.synth.generate import _split_mnist, raw_mnist_crop
 from umnist.synth.scenes import DigitPlanner, ScenePlan, digit_mask, largest_empty_rectangle, place_boxes, render_scene
+from umnist.synth.training_crops import BACKGROUND_MAX_SHARE, background_squares, jitter_boxes
 
 
 @pytest.fixture(scope="module", params=["solution", "competition"])
@@ -199,6 +200,59 @@ def test_shards_mix_synthetic_and_raw_crops(mnist_dir, tmp_path):
             shares.append(z["source"].mean())
     overall = np.mean(shares)
     assert len(shares) >= 4 and all(abs(s - overall) < 0.15 for s in shares[:-1]), shares
+
+
+def test_background_crops_and_jitter_change_the_crops_not_the_scenes(mnist_dir, tmp_path):
+    """`crops_background` adds crops labelled 10 (no digit), about that many per digit; `crop_jitter` moves the
+    digit crops; neither changes a scene's pixels or its labels."""
+    common = {"mnist": mnist_dir, "progress": False, "workers": 1, "crops_mnist": False}
+    plain = synth.run(tmp_path / "plain", "tiny", **common)
+    mixed = synth.run(tmp_path / "mixed", "tiny", crops_background=1.0, crop_jitter=0.2, **common)
+    for split in ("train", "val"):
+        for scene in (plain / "detection" / "images" / split).glob("*.jpg"):
+            assert scene.read_bytes() == (mixed / "detection" / "images" / split / scene.name).read_bytes()
+
+    def crops(root):
+        shards = sorted((root / "crops" / "train").glob("*.npz"))
+        return (np.concatenate([np.load(p)["images"] for p in shards]),
+                np.concatenate([np.load(p)["labels"] for p in shards]))
+
+    plain_images, plain_labels = crops(plain)
+    mixed_images, mixed_labels = crops(mixed)
+    digits = mixed_labels < 10
+    assert (mixed_labels[digits] == plain_labels).all()
+    assert (mixed_images[digits] != plain_images).any()  # jittered cuts
+    manifest = json.loads((mixed / "manifest.json").read_text())["splits"]["train"]
+    background = int((mixed_labels == 10).sum())
+    assert manifest["background_crops"] == background
+    assert 0.8 * manifest["digits"] <= background <= manifest["digits"] + manifest["scenes"]
+    assert json.loads((plain / "manifest.json").read_text())["splits"]["train"]["background_crops"] == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_background_squares_hold_no_digit(seed):
+    rng = np.random.default_rng(seed)
+    cfg = SynthConfig(mode="competition", scene_size=320, digit_min_px=12)
+    digits = place_boxes(rng, 5, cfg)
+    squares = background_squares(rng, digits, 50, 12, 320)
+    assert len(squares) >= 40
+    side = squares[:, 2] - squares[:, 0]
+    assert (side == squares[:, 3] - squares[:, 1]).all() and side.min() >= 12 and side.max() <= 160
+    assert (squares[:, :2] >= 0).all() and (squares[:, 2:] <= 320).all()
+    for x1, y1, x2, y2 in squares:
+        for a1, b1, a2, b2 in digits:
+            overlap = max(0, min(x2, a2) - max(x1, a1)) * max(0, min(y2, b2) - max(y1, b1))
+            assert overlap <= BACKGROUND_MAX_SHARE * min((x2 - x1) ** 2, (a2 - a1) ** 2)
+
+
+def test_jittered_boxes_stay_within_the_jitter():
+    rng = np.random.default_rng(0)
+    boxes = np.array([[100, 100, 150, 150]] * 500)
+    moved = jitter_boxes(rng, boxes, 0.1, 320)
+    centre_shift = (moved[:, :2] + moved[:, 2:]) / 2 - 125
+    assert np.abs(centre_shift).max() <= 5 + 1e-9 and np.abs(centre_shift).std() > 1
+    assert (moved[:, 2] - moved[:, 0]).min() >= 45 - 1e-9 and (moved[:, 2] - moved[:, 0]).max() <= 55 + 1e-9
+    assert (jitter_boxes(rng, boxes, 0.0, 320) == boxes).all()
 
 
 def test_raw_mnist_crops_are_framed_like_scene_digits(mnist_dir):

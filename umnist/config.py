@@ -181,9 +181,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
                         help="profile name in configs/ or a YAML path, e.g. a saved config.yaml (default: tiny)")
     group = parser.add_argument_group(f"{cls.__name__} (override the profile)")
     for f in dataclasses.fields(cls):
+        text = f.metadata.get("help", "").replace("%", "%%")  # argparse reads % as a format directive
+        if f.default is not dataclasses.MISSING:
+            text += f" [full: {f.default!r}]"
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", type=yaml.safe_load,
-                           default=None, metavar="V", help=f"{f.metadata.get('help', '')} [full: {f.default!r}]"
-                           if f.default is not dataclasses.MISSING else f.metadata.get("help", ""))
+                           default=None, metavar="V", help=text)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

@@ -8,6 +8,8 @@ for validation (MNIST-test digits: never trained on).
 
 from pathlib import Path
 
+from umnist.labels import MAX_DIGIT_SUM
+
 # Seed of the held-out scenes: not a training run's (profiles keep seed 0), while `split_seed` stays the
 # profile's, so the held-out digits are MNIST instances no training run has seen.
 HELDOUT_SEED = 1_000_003
@@ -21,7 +23,7 @@ def heldout_overrides(scenes: int | None = None, scene_size: int | None = None) 
     """synth overrides that turn a profile into its held-out set (`scenes` val scenes of `scene_size` px,
     the profile's when None): labels in detection/val_sums.csv, boxes in detection/val_boxes.csv."""
     overrides = {"mode": "competition", "crop_size": 0, "scenes_train": 0, "empty_train": 0, "empty_val": 0,
-                 "seed": HELDOUT_SEED, "max_sum": 27, "digit_min_px": HELDOUT_DIGIT_MIN_PX}
+                 "seed": HELDOUT_SEED, "max_sum": MAX_DIGIT_SUM, "digit_min_px": HELDOUT_DIGIT_MIN_PX}
     if scenes is not None:
         overrides["scenes_val"] = scenes
     if scene_size is not None:

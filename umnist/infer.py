@@ -33,11 +33,12 @@ from umnist.crops import cut_squares
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import IMAGE_SUFFIXES, atomic_path, write_json
+from umnist.labels import NUM_CLASSES
 from umnist.postprocess import skipped_images
 
 # read_gray reports an unreadable image in one line naming it; OpenCV's own decoder warnings would only add noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-PROB_COLUMNS = [f"p{d}" for d in range(10)]
+PROB_COLUMNS = [f"p{d}" for d in range(NUM_CLASSES)]
 SCHEMA = pa.schema([
     ("image_id", pa.string()), ("empty", pa.bool_()),
     ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),

@@ -22,8 +22,8 @@ from umnist import config
 from umnist.config import opt
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
+from umnist.labels import MAX_DIGIT_SUM
 
-MAX_SUM = 27
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
 DETECTION_COLUMNS = ["image_id", "empty", *BOX_COLUMNS, "det_conf", "det_class", "cls_digit", "cls_prob"]
 KEPT, NESTED, LOW_PROB, EMPTY = "", "nested", "low_prob", "empty"
@@ -97,7 +97,7 @@ def digit_sums(table: pd.DataFrame, digit_column: str = "cls_digit", mask=None) 
     counted = ~table["empty"].to_numpy(bool) if mask is None else np.asarray(mask, bool)
     ids = pd.Index(sorted(table["image_id"].unique()), name="image_id")
     sums = table.loc[counted].groupby("image_id")[digit_column].sum()
-    return sums.reindex(ids, fill_value=0).clip(0, MAX_SUM).astype(np.int64).rename("digit_sum")
+    return sums.reindex(ids, fill_value=0).clip(0, MAX_DIGIT_SUM).astype(np.int64).rename("digit_sum")
 
 
 def filter_detections(table: pd.DataFrame, cfg: PostprocessConfig) -> pd.DataFrame:

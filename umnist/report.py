@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from umnist.fileio import IMAGE_SUFFIXES, write_text
-from umnist.postprocess import BOX_COLUMNS, KEPT, MAX_SUM, NESTED
+from umnist.labels import MAX_DIGIT_SUM
+from umnist.postprocess import BOX_COLUMNS, KEPT, NESTED
 
 GALLERY_SIDE = 512
 JPEG_QUALITY = 80
@@ -193,7 +194,7 @@ def _size_table(by_size: dict) -> list[str]:
 
 
 def _confusion(confusion: list[list[int]]) -> str:
-    head = "<tr><th></th>" + "".join(f"<th>{p}</th>" for p in range(MAX_SUM + 1)) + "</tr>"
+    head = "<tr><th></th>" + "".join(f"<th>{p}</th>" for p in range(MAX_DIGIT_SUM + 1)) + "</tr>"
     rows = []
     for t, counts in enumerate(confusion):
         cells = "".join(f'<td class="{"diag" if t == p else "off" if n else ""}">{n or ""}</td>'

@@ -25,7 +25,8 @@ import pandas as pd
 
 from umnist.errors import UmnistError
 from umnist.fileio import write_json
-from umnist.postprocess import BOX_COLUMNS, MAX_SUM, check_detections, digit_sums, read_detections, skipped_images
+from umnist.labels import MAX_DIGIT_SUM
+from umnist.postprocess import BOX_COLUMNS, check_detections, digit_sums, read_detections, skipped_images
 
 SUM_HEADER = ["id", "digit_sum"]
 BOXES_HEADER = ["id", "digit", "x1", "y1", "x2", "y2"]
@@ -78,8 +79,8 @@ def read_sums(path: str | os.PathLike) -> pd.Series:
     for line, (image_id, value) in read_rows(path, SUM_HEADER):
         if not INTEGER.fullmatch(value):
             raise UmnistError(f"{path}: line {line}: digit_sum {value!r} is not an integer")
-        if not 0 <= int(value) <= MAX_SUM:
-            raise UmnistError(f"{path}: line {line}: digit_sum {value} is outside 0..{MAX_SUM}")
+        if not 0 <= int(value) <= MAX_DIGIT_SUM:
+            raise UmnistError(f"{path}: line {line}: digit_sum {value} is outside 0..{MAX_DIGIT_SUM}")
         ids.append(image_id)
         sums.append(int(value))
     if not ids:
@@ -152,10 +153,10 @@ def sum_metrics(truth: pd.Series, predicted: dict[str, pd.Series]) -> dict:
     """Ladder accuracies, per-sum accuracy and confusion matrix (true x predicted, post-processed)."""
     y = truth.to_numpy()
     final = predicted["postprocessed"].to_numpy()
-    confusion = np.zeros((MAX_SUM + 1, MAX_SUM + 1), np.int64)
+    confusion = np.zeros((MAX_DIGIT_SUM + 1, MAX_DIGIT_SUM + 1), np.int64)
     np.add.at(confusion, (y, final), 1)
     per_sum = []
-    for s in range(MAX_SUM + 1):
+    for s in range(MAX_DIGIT_SUM + 1):
         images, correct = int(confusion[s].sum()), int(confusion[s, s])
         per_sum.append({"sum": s, "images": images, "correct": correct,
                         "accuracy": correct / images if images else None})

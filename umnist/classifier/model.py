@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from umnist.errors import UmnistError
+from umnist.labels import NUM_CLASSES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: pretrained weights come from files
 
 FORMAT = "umnist-classifier/1"
-NUM_CLASSES = 10
 # ImageNet statistics: the network may start from ImageNet weights, which expect inputs normalised this way.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

@@ -26,8 +26,10 @@ from umnist.classifier.model import DigitNet, default_device, load_init_weights,
 from umnist.classifier.predict import autocast
 from umnist.errors import UmnistError
 from umnist.fileio import write_json, write_text
+from umnist.labels import NUM_CLASSES
 
-METRICS_FIELDS = ["epoch", "loss", "val_accuracy", "lr", "seconds", "images_per_s", "images"]
+METRICS_FIELDS = ["epoch", "loss", "val_accuracy", "val_background_prob", "lr", "seconds", "images_per_s",
+                  "images"]
 
 
 def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny",
@@ -80,7 +82,6 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
     val_seconds = None
     stop_reason = "epochs"
-    loss_fn = torch.nn.CrossEntropyLoss()
 
     for epoch in range(state["epoch"], cfg.epochs):
         lr = cfg.lr_at(epoch)
@@ -100,7 +101,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
             if fast:
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast(device, cfg.amp):
-                loss = loss_fn(model(images).float(), labels)
+                loss = digit_or_background_loss(model(images).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -109,9 +110,11 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         if not seen:
             break
         train_seconds = time.monotonic() - epoch_start
-        accuracy, confusion, val_seconds = evaluate(model, val_loader, device, fast)
+        accuracy, confusion, background_prob, val_seconds = evaluate(model, val_loader, device, fast)
         rows.append({"epoch": epoch + 1, "loss": round(loss_sum.item() / seen, 5),
-                     "val_accuracy": round(accuracy, 5), "lr": lr,
+                     "val_accuracy": round(accuracy, 5),
+                     "val_background_prob": None if background_prob is None else round(background_prob, 4),
+                     "lr": lr,
                      "seconds": round(train_seconds + val_seconds, 2),
                      "images_per_s": round(seen / train_seconds, 1), "images": seen})
         state["epoch"] = epoch + 1
@@ -147,25 +150,43 @@ def _val_estimate(val_seconds: float | None, val_count: int, seen: int, epoch_st
     return val_count / (3 * seen / (time.monotonic() - epoch_start)) + 2
 
 
+def digit_or_background_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the digit for digit crops, and against the uniform distribution over the ten
+    digits for background crops (label `BACKGROUND_LABEL`): on background the classifier learns to be unsure,
+    which is what postprocess's probability floor reads, while its outputs stay the ten digits."""
+    log_probs = logits.log_softmax(dim=1)
+    is_digit = labels < NUM_CLASSES
+    digit_term = -log_probs.gather(1, labels.clamp(max=NUM_CLASSES - 1)[:, None])[:, 0]
+    return torch.where(is_digit, digit_term, -log_probs.mean(dim=1)).mean()
+
+
 @torch.inference_mode()
 def evaluate(model: DigitNet, loader: DataLoader, device: torch.device, fast: bool
-             ) -> tuple[float, np.ndarray, float]:
-    """Accuracy, the 10x10 confusion matrix (rows = true digit) and the seconds it took, over one pass."""
+             ) -> tuple[float, np.ndarray, float | None, float]:
+    """Over one pass: digit accuracy, the 10x10 confusion matrix (rows = true digit), the mean top
+    probability on background crops (None without any; 0.1 = fully unsure) and the seconds it took."""
     start = time.monotonic()
     model.eval()
-    confusion = torch.zeros(100, dtype=torch.int64, device=device)
+    confusion = torch.zeros(NUM_CLASSES ** 2, dtype=torch.int64, device=device)
+    background_prob, background = torch.zeros((), device=device), 0
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
+        labels = labels.to(device)
         if fast:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, fast):
-            predicted = model(images).argmax(dim=1)
-        confusion += torch.bincount(labels.to(device) * 10 + predicted, minlength=100)
-    confusion = confusion.view(10, 10).cpu().numpy()
+            probs = model(images).float().softmax(dim=1)
+        is_digit = labels < NUM_CLASSES
+        confusion += torch.bincount(labels[is_digit] * NUM_CLASSES + probs[is_digit].argmax(dim=1),
+                                    minlength=NUM_CLASSES ** 2)
+        background_prob += probs[~is_digit].max(dim=1).values.sum()
+        background += int((~is_digit).sum())
+    confusion = confusion.view(NUM_CLASSES, NUM_CLASSES).cpu().numpy()
     total = confusion.sum()
     if not total:
-        raise UmnistError("the val split holds no images")
-    return float(np.trace(confusion) / total), confusion, time.monotonic() - start
+        raise UmnistError("the val split holds no digit crops")
+    mean_background = background_prob.item() / background if background else None
+    return float(np.trace(confusion) / total), confusion, mean_background, time.monotonic() - start
 
 
 def _meta(epoch: int, accuracy: float, cfg: ClassifierConfig) -> dict:
@@ -201,6 +222,6 @@ def _read_metrics(path: Path) -> list[dict]:
 
 
 def _write_confusion(path: Path, confusion: np.ndarray) -> None:
-    lines = ["true," + ",".join(str(d) for d in range(10))]
+    lines = ["true," + ",".join(str(d) for d in range(NUM_CLASSES))]
     lines += [f"{d}," + ",".join(str(int(v)) for v in row) for d, row in enumerate(confusion)]
     write_text(path, "\n".join(lines) + "\n")

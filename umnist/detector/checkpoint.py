@@ -14,8 +14,7 @@ from pathlib import Path
 
 from umnist import yolo_compat
 from umnist.errors import UmnistError
-
-NUM_CLASSES = 10
+from umnist.labels import NUM_CLASSES
 
 
 def read_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASSES) -> dict:

@@ -22,7 +22,8 @@ from pathlib import Path
 from time import monotonic
 
 from umnist import config, hardware, yolo_compat
-from umnist.detector.checkpoint import NUM_CLASSES, read_checkpoint
+from umnist.detector.checkpoint import read_checkpoint
+from umnist.labels import NUM_CLASSES
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json, write_text, write_yaml

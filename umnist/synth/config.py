@@ -40,6 +40,15 @@ class SynthConfig:
     polygon_vertices: tuple[int, int] = opt((3, 5), "vertices per polygon (min, max)")
     jpeg_quality: int = opt(95, "JPEG quality of the scenes: near-lossless, like the competition's JPEGs")
     crop_size: int = opt(128, "classifier crop side: the write-up classifies 128x128 crops at > 99.9 %")
+    crop_jitter: float = opt(
+        0.0, "cut each digit crop off-centre and off-size by up to this share of its side (uniform shift on "
+        "each axis and side scale 1 +- jitter), with the scene around it, as a detector's boxes fall; 0 = the "
+        "exact square, as the winner cut them")
+    crops_background: float = opt(
+        0.0, "background crops per digit crop, labelled 10 (no digit): squares that hold no digit, cut like "
+        "the digit crops. The classifier learns to spread its probability over all ten digits on them, so "
+        "postprocess's probability floor drops the background the detector mistakes for a digit (the write-up "
+        "relies on the classifier's low confidence there); 0 = digits only, as the winner trained")
     crops_mnist: bool = opt(True, "add raw MNIST digits resized to crop_size to the crop set (write-up: 70k)")
     mnist_crops_per_class: int | None = opt(
         None, "cap on raw-MNIST crops per class; None = as many as the rarest class has (balanced)")
@@ -93,6 +102,10 @@ class SynthConfig:
                 problems.append(f"{name}={list(getattr(self, name))} must be (min, max) with 0 <= min <= max")
         if self.polygon_vertices[0] < 3:
             problems.append(f"polygon_vertices={list(self.polygon_vertices)}: a polygon needs 3 vertices")
+        if not 0 <= self.crop_jitter < 0.5:
+            problems.append(f"crop_jitter={self.crop_jitter} must be within [0, 0.5)")
+        if self.crops_background < 0:
+            problems.append(f"crops_background={self.crops_background} must not be negative")
         if self.crop_size and self.crop_shard_size < 1:
             problems.append("crop_shard_size must be at least 1")
         if set(self.mnist_splits) - {"train", "test"} or not self.mnist_splits:

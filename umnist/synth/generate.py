@@ -11,12 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from umnist import config
-from umnist.crops import cut_squares
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json, write_text, write_yaml
+from umnist.labels import BACKGROUND_LABEL, NUM_CLASSES
 from umnist.mnist import load_mnist
 from umnist.synth.config import SynthConfig
 from umnist.synth.scenes import DigitPlanner, ScenePlan, digit_mask, plan_split, render_scene
+from umnist.synth.training_crops import scene_crops
 
 SPLITS = ("train", "val")
 _worker: dict = {}  # per-process state set by `_init_worker`: the config, MNIST digits, output root
@@ -40,7 +41,7 @@ def _render_and_write(job: tuple[str, ScenePlan]):
     lines = [f"{c} {(x1 + x2) / 2 / size:.6f} {(y1 + y2) / 2 / size:.6f} {(x2 - x1) / size:.6f} "
              f"{(y2 - y1) / size:.6f}\n" for c, (x1, y1, x2, y2) in zip(classes, boxes, strict=True)]
     (root / "detection" / "labels" / split / f"{plan.scene_id}.txt").write_text("".join(lines))
-    crops = cut_squares(scene, boxes, cfg.crop_size) if cfg.crop_size else None
+    crops = scene_crops(scene, boxes, classes, plan, cfg) if cfg.crop_size else None
     return split, plan.scene_id, boxes, classes, crops
 
 
@@ -83,7 +84,7 @@ def _split_mnist(labels: np.ndarray, from_test: np.ndarray, fraction: float,
     """
     eligible = from_test if from_test.any() else np.ones_like(from_test)
     train, val = [np.flatnonzero(~eligible)], []
-    for c in range(10):
+    for c in range(NUM_CLASSES):
         members = rng.permutation(np.flatnonzero(eligible & (labels == c)))
         cut = int(round(len(members) * fraction))
         val.append(members[:cut])
@@ -128,7 +129,7 @@ class _RawMnistFeed:
 
 def _balanced_mnist(pool: np.ndarray, labels: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
     """As many instances of every class as the rarest class has in `pool`, at most `cap` (balanced crops)."""
-    per_class = [rng.permutation(pool[labels[pool] == c]) for c in range(10)]
+    per_class = [rng.permutation(pool[labels[pool] == c]) for c in range(NUM_CLASSES)]
     keep = min(min(len(p) for p in per_class), cap if cap is not None else len(pool))
     return np.sort(np.concatenate([p[:keep] for p in per_class]))
 
@@ -172,7 +173,7 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
         try:
             for split, scene_id, boxes, classes, crops in results:
                 if crops is not None:
-                    writers[split].add(crops, classes, source=0)
+                    writers[split].add(*crops, source=0)
                     writers[split].add(*raw_feeds[split].after_scene(), source=1)
                 boxes_rows[split] += [(scene_id, c, *b) for c, b in zip(classes, boxes.tolist(), strict=True)]
                 sums_rows[split].append((scene_id, sum(classes)))
@@ -193,8 +194,8 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
         _write_csv(root / "crops" / "index.csv", ["split", "shard", "count"],
                    [row for split in SPLITS for row in writers[split].rows])
         write_yaml(root / "detection" / "data.yaml", {
-            "path": ".", "train": "images/train", "val": "images/val", "nc": 10,
-            "names": [str(d) for d in range(10)]})
+            "path": ".", "train": "images/train", "val": "images/val", "nc": NUM_CLASSES,
+            "names": [str(d) for d in range(NUM_CLASSES)]})
         config.save(cfg, "synth", root, profile)
         write_json(root / "manifest.json", _manifest(cfg, jobs, labels, pools, writers, raw_used, len(images)))
     return Path(out)
@@ -220,7 +221,8 @@ def _manifest(cfg, jobs, labels, pools, writers, raw_used, mnist_total) -> dict:
             "mnist_pool_sha1": hashlib.sha1(pools[split].astype(np.int64).tobytes()).hexdigest(),
             "mnist_instances_used": len(set(used)),
             "crops": sum(n for _, _, n in writers[split].rows),
-            "crops_per_class": [writers[split].class_counts[c] for c in range(10)],
+            "crops_per_class": [writers[split].class_counts[c] for c in range(NUM_CLASSES)],
+            "background_crops": writers[split].class_counts[BACKGROUND_LABEL],
             "raw_mnist_crops": raw_used.get(split, 0),
         }
     return {"seed": cfg.seed, "mode": cfg.mode, "scene_size": cfg.scene_size, "mnist_digits": mnist_total,
