@@ -37,33 +37,9 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     """Train on `crops_dir` (a synth `crops/` folder) into `out_dir`; returns the summary written there."""
     started = time.monotonic()
     out = Path(out_dir)
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise UmnistError(f"{out / 'last.pt'}: nothing to resume")
-        profile = out / "config.yaml"
-    elif (out / "last.pt").is_file():
-        raise UmnistError(f"{out}: holds a run already (last.pt); pass --resume or choose another --out")
-    cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
+    cfg, model, optimizer, state = _open_run(out, crops_dir, profile, init_weights, resume, overrides)
     train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
     device = default_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = DigitNet(cfg.arch, cfg.img_size)
-    if init_weights and not resume:
-        print(load_init_weights(model, init_weights))
-    config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
-                _init_weights=str(init_weights) if init_weights else None)
-    optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr_at(0))
-    # `state` travels inside last.pt, the one commit point of an epoch: the metrics rows and the best epoch's
-    # confusion matrix are rebuilt from it, so a kill between any two writes loses nothing of a finished epoch.
-    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0, "rows": [], "confusion": None}
-    if resume:
-        last = read_checkpoint(out / "last.pt")
-        model.net.load_state_dict(last["state_dict"])
-        optimizer.load_state_dict(last["optimizer"])
-        state.update(last["resume"])
-        if "rows" not in last["resume"]:  # a last.pt from umnist <= 0.1 kept its rows in metrics.csv only
-            state["rows"] = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) <= state["epoch"]]
-        _publish_epoch(out, model, state, cfg)
     rows = state["rows"]
     model.to(device)
     fast = device.type == "cuda" and cfg.amp
@@ -87,35 +63,23 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         lr = cfg.lr_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        model.train()
         epoch_start = time.monotonic()
-        loss_sum, seen = torch.zeros((), device=device), 0
-        for _ in tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
+
+        def out_of_time(seen: int) -> bool:
             need = _val_estimate(val_seconds, val_count, seen, epoch_start)
-            if deadline and time.monotonic() + need > deadline:
-                stop_reason = "max_minutes"
-                break
-            images, labels = next(stream)
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            if fast:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device, cfg.amp):
-                loss = digit_or_background_loss(model(images).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(labels)
-            seen += len(labels)
+            return deadline is not None and time.monotonic() + need > deadline
+
+        loss_sum, seen = _train_steps(model, optimizer, stream, steps, device, fast, out_of_time,
+                                      desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        if seen < steps * cfg.batch:
+            stop_reason = "max_minutes"
         if not seen:
             break
         train_seconds = time.monotonic() - epoch_start
         accuracy, confusion, background_prob, val_seconds = evaluate(model, val_loader, device, fast)
-        rows.append({"epoch": epoch + 1, "loss": round(loss_sum.item() / seen, 5),
-                     "val_accuracy": round(accuracy, 5),
+        rows.append({"epoch": epoch + 1, "loss": round(loss_sum / seen, 5), "val_accuracy": round(accuracy, 5),
                      "val_background_prob": None if background_prob is None else round(background_prob, 4),
-                     "lr": lr,
-                     "seconds": round(train_seconds + val_seconds, 2),
+                     "lr": lr, "seconds": round(train_seconds + val_seconds, 2),
                      "images_per_s": round(seen / train_seconds, 1), "images": seen})
         state["epoch"] = epoch + 1
         state["seconds"] += train_seconds + val_seconds
@@ -138,6 +102,61 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
                "device": str(device), "amp": fast, "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)}
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _open_run(out: Path, crops_dir, profile, init_weights, resume: bool, overrides: dict):
+    """The run's config (its own config.yaml on resume), model, optimizer and `state`, restored from last.pt
+    on resume; refuses to start over a finished or unfinished run without `resume`."""
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UmnistError(f"{out / 'last.pt'}: nothing to resume")
+        profile = out / "config.yaml"
+    elif (out / "last.pt").is_file():
+        raise UmnistError(f"{out}: holds a run already (last.pt); pass --resume or choose another --out")
+    cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
+    torch.manual_seed(cfg.seed)
+    model = DigitNet(cfg.arch, cfg.img_size)
+    if init_weights and not resume:
+        print(load_init_weights(model, init_weights))
+    config.save(cfg, "classifier", out, profile, _crops=str(crops_dir),
+                _init_weights=str(init_weights) if init_weights else None)
+    optimizer = torch.optim.Adam(model.net.parameters(), lr=cfg.lr_at(0))
+    # `state` travels inside last.pt, the one commit point of an epoch: the metrics rows and the best epoch's
+    # confusion matrix are rebuilt from it, so a kill between any two writes loses nothing of a finished epoch.
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0, "rows": [], "confusion": None}
+    if resume:
+        last = read_checkpoint(out / "last.pt")
+        model.net.load_state_dict(last["state_dict"])
+        optimizer.load_state_dict(last["optimizer"])
+        state.update(last["resume"])
+        if "rows" not in last["resume"]:  # a last.pt from umnist <= 0.1 kept its rows in metrics.csv only
+            state["rows"] = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) <= state["epoch"]]
+        _publish_epoch(out, model, state, cfg)
+    return cfg, model, optimizer, state
+
+
+def _train_steps(model: DigitNet, optimizer, stream, steps: int, device: torch.device, fast: bool,
+                 out_of_time, desc: str) -> tuple[float, int]:
+    """Up to `steps` optimiser steps on batches of `stream`, stopping early when `out_of_time(seen)`;
+    returns the summed loss and the number of images seen."""
+    model.train()
+    loss_sum, seen = torch.zeros((), device=device), 0
+    for _ in tqdm(range(steps), desc=desc, leave=False, disable=None):
+        if out_of_time(seen):
+            break
+        images, labels = next(stream)
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        if fast:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, fast):
+            loss = digit_or_background_loss(model(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(labels)
+        seen += len(labels)
+    return loss_sum.item(), seen
 
 
 def _val_estimate(val_seconds: float | None, val_count: int, seen: int, epoch_start: float) -> float:
