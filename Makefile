@@ -43,8 +43,8 @@ synth: ## generate a synthetic data set: make synth PROFILE=tiny OUT=data/synth 
 bench-synth: ## scenes per second of the synth stage at 2560 and 256, 1 and 2 workers
 	$(PY) bench/synth_speed.py
 
-lint: ## ruff over the package, tests, components and scripts
-	$(VENV)/bin/ruff check umnist tests bench components pipeline.py
+lint: ## ruff over the package (pipeline and components included), tests and scripts
+	$(VENV)/bin/ruff check umnist tests bench pipeline.py
 
 PIPELINE_YAML ?= umnist-pipeline.yaml
 PARTS ?= 4

@@ -5,8 +5,8 @@ import json
 import pytest
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
-import components
 from tests.tables import detection, empty, table
+from umnist.pipeline import components
 
 
 def artifact(cls, path):

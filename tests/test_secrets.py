@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Dataset, Metrics
 
-import components
-import pipeline
 from tests.s3_server import ACCESS_KEY, SECRET_KEY
 from umnist import storage
 from umnist.cli import main
+from umnist.pipeline import components, graph
 
 REPO = Path(__file__).resolve().parent.parent
 WRONG_SECRET = "umnist-wrong-secret-4e1d0a"
@@ -51,7 +50,7 @@ def test_no_credential_in_outputs_logs_errors_or_the_pipeline(s3_uri, mnist_dir,
     logs = capfd.readouterr()
     assert "access refused" in logs.err
 
-    pipeline.compile_pipeline(str(tmp_path / "umnist-pipeline.yaml"))
+    graph.compile_pipeline(str(tmp_path / "umnist-pipeline.yaml"))
     texts = {"stdout": logs.out, "stderr": logs.err}
     texts |= {str(p): p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()}
     assert {str(predicted / "config.yaml"), str(synth / "detection" / "manifest.json")} <= set(texts)

@@ -3,7 +3,7 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
-from components.images import CPU_IMAGE
+from umnist.pipeline.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
