@@ -48,9 +48,9 @@ lint: ## ruff over the package (pipeline and components included), tests and scr
 
 PIPELINE_YAML ?= umnist-pipeline.yaml
 PARTS ?= 4
-compile: ## write the KFP pipeline YAML: make compile [DEVICE=cpu] [PIPELINE_VERSION=2.14.4] [PARTS=4] [CPU_IMAGE=..]
+compile: ## write the KFP pipeline YAML: make compile [PROFILE=full] [DEVICE=cpu] [PIPELINE_VERSION=2.14.4] [PARTS=4] [CPU_IMAGE=..]
 	UMNIST_CPU_IMAGE=$(CPU_IMAGE) UMNIST_CUDA_IMAGE=$(CUDA_IMAGE) $(PY) pipeline.py --out $(PIPELINE_YAML) \
-		--parts $(PARTS) --device $(DEVICE) --kfp-version $(PIPELINE_VERSION) $(COMPILE_FLAGS)
+		--profile $(PROFILE) --parts $(PARTS) --device $(DEVICE) --kfp-version $(PIPELINE_VERSION) $(COMPILE_FLAGS)
 
 DEMO_PROFILE ?= demo
 demo: ## the whole pipeline locally (KFP local runner), trained and scored in ~10 min: make demo [OUT=runs/demo]

@@ -33,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from umnist import hardware
+from umnist import hardware, layout
 from umnist.errors import UmnistError
 from umnist.fileio import write_json
 from umnist.heldout import heldout_files, heldout_overrides
@@ -292,7 +292,7 @@ def phases(check: Check, args) -> None:
         report["classifier"] = _read_json(out / "classifier" / "summary.json")
         check.write()
 
-    weights = {"detector": out / "detector" / "weights" / "best.pt", "classifier": out / "classifier" / "best.pt"}
+    weights = {stage: layout.weights(stage, out / stage) for stage in ("detector", "classifier")}
     report["weights"] = {name: str(path) if path.is_file() else None for name, path in weights.items()}
     held = heldout_files(heldout)
     missing = [str(p) for p in (*weights.values(), held["labels"]) if not p.is_file()]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from umnist import config
 from umnist.pipeline import graph
 
 COMPONENTS = {"synth", "train-detector", "train-classifier", "infer", "postprocess", "score"}
@@ -140,6 +141,30 @@ def test_mnist_is_a_required_run_parameter(compiled):
     for name in ("images", "mnist"):
         assert "defaultValue" not in parameters[name] and not parameters[name].get("isOptional"), name
     assert parameters["labels"]["isOptional"]
+
+
+def test_the_run_configuration_is_one_parameter(compiled, tmp_path):
+    """`config`: the compiled profile resolved to YAML text (the image's configs/ play no part), the one way a
+    run's settings reach every component: no per-field parameters, no -1 = "the profile's" sentinels."""
+    parameters = compiled["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert yaml.safe_load(parameters["config"]["defaultValue"]) == {"_profile": "tiny", **config.resolve_all("tiny")}
+    assert not {"profile", "seed"} & set(parameters)
+    tasks = all_tasks(compiled["spec"])
+    for name in COMPONENTS - {"score"}:
+        source = tasks[name]["inputs"]["parameters"]["config"]["componentInputParameter"]
+        assert source in ("config", "pipelinechannel--config"), name  # the latter inside the loop
+    for component in compiled["spec"]["components"].values():
+        for parameter in component.get("inputDefinitions", {}).get("parameters", {}).values():
+            assert parameter.get("defaultValue") not in (-1, -1.0, {}), component
+    spec, _ = compile_to(tmp_path, "--profile", "demo")
+    default = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
+    assert yaml.safe_load(default) == {"_profile": "demo", **config.resolve_all("demo")}
+
+
+def test_an_unknown_profile_is_refused_at_compile_time(capsys):
+    with pytest.raises(SystemExit):
+        graph.main(["--profile", "nope"])
+    assert "unknown profile 'nope'" in capsys.readouterr().err
 
 
 def test_gpu_for_training_and_infer_by_default(compiled):

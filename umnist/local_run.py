@@ -68,9 +68,8 @@ def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None,
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
         try:
             # device="cpu": no GPU is required here (torch still takes one when the machine has it)
-            graph.build(parts=parts, device="cpu", retries=False, s3_endpoint=None)(
-                images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], profile=str(profile),
-                mnist=uris["mnist"])
+            graph.build(profile, parts, device="cpu", retries=False, s3_endpoint=None)(
+                images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], mnist=uris["mnist"])
         except RuntimeError as exc:  # kfp.local's way of saying a task failed; the task's log is above
             message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())  # without kfp's colours
             raise UmnistError(f"{message} (its log is above; outputs in {out / 'kfp'})") from None

@@ -14,12 +14,19 @@ and how this graph copes (README "Cluster" has the sources):
   run parameters (URIs) that each step reads itself with umnist.storage, infer only its part;
 - the store's keys come from the Secret `mlpipeline-minio-artifact` (kfp-kubernetes), its endpoint from the
   KFP release (`STORES`): nothing secret is in the compiled YAML.
+
+The run's whole configuration is one run parameter, `config`: a profile resolved to YAML text
+(umnist.config.profile_text; `umnist config --profile P` prints it), by default the one compiled with
+`--profile`. Every component reads its sections from it, so a profile edited here, or the text edited when
+a run is submitted, needs no image rebuild; and the run's parameters record the configuration it ran with.
 """
 
 import argparse
 
 from kfp import compiler, dsl, kubernetes
 
+from umnist.config import profile_text
+from umnist.errors import UmnistError
 from umnist.pipeline.components import infer, postprocess, score, synth, train_classifier, train_detector
 
 NAME = "umnist"
@@ -49,10 +56,11 @@ GPU_STEPS = ("train-detector", "train-classifier", "infer")  # the steps the rec
 STORE_STEPS = ("synth", "train-detector", "train-classifier", "infer", "score")
 
 
-def build(parts: int = 4, device: str = "gpu", cache: bool = True, cache_training: bool = False,
+def build(profile: str = "tiny", parts: int = 4, device: str = "gpu", cache: bool = True, cache_training: bool = False,
           retries: bool = True, s3_endpoint: str | None = STORES[KFP_VERSION], gpu_toleration: str = "",
           gpu_node_selector: dict[str, str] | None = None):
-    """The pipeline function. `parts`: parallel infer steps; `device`: "gpu" requests one GPU for each of
+    """The pipeline function. `profile`: the profile (name or YAML path) whose resolved text is the default of
+    the run parameter `config`; `parts`: parallel infer steps; `device`: "gpu" requests one GPU for each of
     GPU_STEPS (and fails a step that gets none), "cpu" requests none and little (a kind trial);
     `cache`: False turns KFP's cache off everywhere; `cache_training`: let KFP reuse a trained model for
     identical inputs (off: a rerun retrains); `retries`: retry the steps (local runs turn them off: a failure
@@ -62,6 +70,7 @@ def build(parts: int = 4, device: str = "gpu", cache: bool = True, cache_trainin
     if device not in RESOURCES:
         raise ValueError(f"device {device!r}: expected one of {', '.join(RESOURCES)}")
     retry = RETRY if retries else {"num_retries": 0}
+    resolved = profile_text(profile, one_line=True)  # checked here, at compile time
 
     def place(task, name: str, cached: bool):
         """Requests, GPU, /dev/shm, store access, caching and retries of step `name`."""
@@ -88,19 +97,18 @@ def build(parts: int = 4, device: str = "gpu", cache: bool = True, cache_trainin
         return task
 
     @dsl.pipeline(name=NAME, description="UltraMNIST 1st-place solution: synth, YOLOv5 + EfficientNetV2, score")
-    def umnist_pipeline(images: str, mnist: str, labels: str = "", boxes: str = "", profile: str = "tiny",
-                        seed: int = -1, detector_weights: str = "", classifier_weights: str = "",
-                        classifier_init_weights: str = ""):
+    def umnist_pipeline(images: str, mnist: str, labels: str = "", boxes: str = "", config: str = resolved,
+                        detector_weights: str = "", classifier_weights: str = "", classifier_init_weights: str = ""):
         """images: URI (or local path) of the images to predict, a directory or shard set; mnist: the MNIST idx
         files (required: the images hold none); labels: their `id,digit_sum` CSV, scored when given;
-        boxes: optional `id,digit,x1,y1,x2,y2` ground truth; seed: -1 = the profile's;
+        boxes: optional `id,digit,x1,y1,x2,y2` ground truth; config: the resolved profile (YAML text);
         *_weights: trained weights that skip that training step."""
         # Cached: synth is deterministic given its parameters (a replaced MNIST under the same URI needs
         # `--no-cache`, README "Caching").
-        data = place(synth(profile=profile, mnist=mnist, seed=seed), "synth", cached=True)
-        detector = place(train_detector(detection=data.outputs["detection"], profile=profile,
+        data = place(synth(config=config, mnist=mnist), "synth", cached=True)
+        detector = place(train_detector(detection=data.outputs["detection"], config=config,
                                         weights=detector_weights), "train-detector", cached=cache_training)
-        classifier = place(train_classifier(crops=data.outputs["crops"], profile=profile, weights=classifier_weights,
+        classifier = place(train_classifier(crops=data.outputs["crops"], config=config, weights=classifier_weights,
                                             init_weights=classifier_init_weights),
                            "train-classifier", cached=cache_training)
         # No loop name: the DAG driver would record the loop under it and postprocess's lookup of
@@ -109,9 +117,9 @@ def build(parts: int = 4, device: str = "gpu", cache: bool = True, cache_trainin
             # Not cached: the images are read by URI, and data replaced under the same URI must be predicted.
             predicted = place(infer(images=images, detector=detector.outputs["model"],
                                     classifier=classifier.outputs["model"], part=part, parts=parts,
-                                    profile=profile), "infer", cached=False)
+                                    config=config), "infer", cached=False)
         # Cached: its only input is infer's artifacts, new whenever infer ran again.
-        filtered = place(postprocess(detections=dsl.Collected(predicted.outputs["detections"]), profile=profile),
+        filtered = place(postprocess(detections=dsl.Collected(predicted.outputs["detections"]), config=config),
                          "postprocess", cached=True)
         with dsl.If(labels != ""):
             place(score(predictions=filtered.outputs["predictions"], labels=labels, images=images, boxes=boxes,
@@ -137,6 +145,8 @@ def store_for(kfp_version: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="compile the umnist pipeline to a KFP v2 YAML")
     parser.add_argument("--out", default="umnist-pipeline.yaml", help="the YAML to write")
+    parser.add_argument("--profile", default="tiny",
+                        help="profile (name in configs/ or YAML path) resolved into the run parameter config's default")
     parser.add_argument("--parts", type=int, default=4, help="parallel infer steps over the images")
     parser.add_argument("--device", choices=sorted(RESOURCES), default="gpu",
                         help="gpu: a GPU for training and infer (default); cpu: no GPU, small requests (kind)")
@@ -154,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--gpu-node-selector takes KEY=VALUE")
     try:
         endpoint = args.s3_endpoint or store_for(args.kfp_version)
-    except ValueError as exc:
+        pipeline = build(args.profile, args.parts, args.device, cache=not args.no_cache,
+                         cache_training=args.cache_training, s3_endpoint=endpoint, gpu_toleration=args.gpu_toleration,
+                         gpu_node_selector=dict(pair.split("=", 1) for pair in args.gpu_node_selector))
+    except (ValueError, UmnistError) as exc:
         parser.error(str(exc))
-    print(compile_pipeline(args.out, parts=args.parts, device=args.device, cache=not args.no_cache,
-                           cache_training=args.cache_training, s3_endpoint=endpoint,
-                           gpu_toleration=args.gpu_toleration,
-                           gpu_node_selector=dict(pair.split("=", 1) for pair in args.gpu_node_selector)))
+    compiler.Compiler().compile(pipeline, package_path=args.out)
+    print(args.out)
     return 0
