@@ -43,14 +43,14 @@ synth: ## generate a synthetic data set: make synth PROFILE=tiny OUT=data/synth 
 bench-synth: ## scenes per second of the synth stage at 2560 and 256, 1 and 2 workers
 	$(PY) bench/synth_speed.py
 
-lint: ## ruff over the package, tests, components and scripts
-	$(VENV)/bin/ruff check umnist tests bench components pipeline.py
+lint: ## ruff over the package (pipeline and components included), tests and scripts
+	$(VENV)/bin/ruff check umnist tests bench pipeline.py
 
 PIPELINE_YAML ?= umnist-pipeline.yaml
 PARTS ?= 4
-compile: ## write the KFP pipeline YAML: make compile [DEVICE=cpu] [PIPELINE_VERSION=2.14.4] [PARTS=4] [CPU_IMAGE=..]
+compile: ## write the KFP pipeline YAML: make compile [PROFILE=full] [DEVICE=cpu] [PIPELINE_VERSION=2.14.4] [PARTS=4] [CPU_IMAGE=..]
 	UMNIST_CPU_IMAGE=$(CPU_IMAGE) UMNIST_CUDA_IMAGE=$(CUDA_IMAGE) $(PY) pipeline.py --out $(PIPELINE_YAML) \
-		--parts $(PARTS) --device $(DEVICE) --kfp-version $(PIPELINE_VERSION) $(COMPILE_FLAGS)
+		--profile $(PROFILE) --parts $(PARTS) --device $(DEVICE) --kfp-version $(PIPELINE_VERSION) $(COMPILE_FLAGS)
 
 DEMO_PROFILE ?= demo
 demo: ## the whole pipeline locally (KFP local runner), trained and scored in ~10 min: make demo [OUT=runs/demo]

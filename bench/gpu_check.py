@@ -17,6 +17,8 @@ curves flatten, so a longer run beats a faster one). The profile splits the CPU 
 
 The held-out set is `umnist.heldout`'s recipe (the one `umnist run` scores on): competition-style scenes from
 another seed whose digits are the MNIST instances synth keeps out of training.
+
+It runs the installed `umnist` (`make install`; bench/gpu_lease.sh puts its unpacked checkout on PYTHONPATH).
 """
 
 import argparse
@@ -31,13 +33,10 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from umnist import hardware  # noqa: E402
-from umnist.errors import UmnistError  # noqa: E402
-from umnist.fileio import write_json  # noqa: E402
-from umnist.heldout import heldout_files, heldout_overrides  # noqa: E402
+from umnist import hardware, layout
+from umnist.errors import UmnistError
+from umnist.fileio import write_json
+from umnist.heldout import heldout_files, heldout_overrides
 
 # By which share of the budget (from the start) each phase must have ended; `--predict-share` moves the end of
 # training (the predict phase keeps that share before PREDICT_END).
@@ -144,7 +143,7 @@ class Check:
         """Run the commands side by side until all end or `deadline`; record the phase; True if all succeeded."""
         start = time.monotonic()
         self.gpu.phase = phase
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        env = dict(os.environ)
         # On a GPU machine, stages side by side share the cores' compute threads (their loader processes are
         # single-threaded). Without a GPU the compute is the cores themselves: each stage may use them all, so
         # one that ends early leaves its cores to the other (a fixed split left the detector one core of two
@@ -293,7 +292,7 @@ def phases(check: Check, args) -> None:
         report["classifier"] = _read_json(out / "classifier" / "summary.json")
         check.write()
 
-    weights = {"detector": out / "detector" / "weights" / "best.pt", "classifier": out / "classifier" / "best.pt"}
+    weights = {stage: layout.weights(stage, out / stage) for stage in ("detector", "classifier")}
     report["weights"] = {name: str(path) if path.is_file() else None for name, path in weights.items()}
     held = heldout_files(heldout)
     missing = [str(p) for p in (*weights.values(), held["labels"]) if not p.is_file()]

@@ -10,6 +10,17 @@ REPO = Path(__file__).resolve().parent.parent
 MNIST_DIR = Path(os.environ.get("UMNIST_MNIST_DIR") or REPO.parent / "shared" / "data" / "mnist")
 
 
+def tiny_config(**sections: dict) -> str:
+    """The pipeline's `config` run parameter for the `tiny` profile, with some fields changed per section,
+    e.g. tiny_config(synth={"scenes_train": 6})."""
+    from umnist import config
+
+    profile = config.resolve_all("tiny")
+    for section, fields in sections.items():
+        profile[section].update(fields)
+    return config.profile_text({"_profile": "tiny (changed in a test)", **profile})
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():

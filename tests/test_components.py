@@ -5,8 +5,10 @@ import json
 import pytest
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Markdown, Metrics, Model
 
-import components
+from tests.conftest import tiny_config
 from tests.tables import detection, empty, table
+from umnist import config, layout
+from umnist.pipeline import components
 
 
 def artifact(cls, path):
@@ -16,9 +18,9 @@ def artifact(cls, path):
 def test_synth_writes_detection_and_crops(tmp_path, mnist_dir):
     detection_set, crops, summary = (artifact(Dataset, tmp_path / "detection"), artifact(Dataset, tmp_path / "crops"),
                                      artifact(Metrics, tmp_path / "summary"))
-    components.synth.python_func(detection=detection_set, crops=crops, summary=summary, profile="tiny",
-                                 mnist=str(mnist_dir), scenes_train=6, scenes_val=2, workers=1,
-                                 overrides={"empty_train": 1})
+    components.synth.python_func(detection=detection_set, crops=crops, summary=summary, mnist=str(mnist_dir),
+                                 config=tiny_config(synth={"scenes_train": 6, "scenes_val": 2, "empty_train": 1}),
+                                 workers=1)
     assert (tmp_path / "detection" / "data.yaml").is_file()
     assert len(list((tmp_path / "detection" / "images" / "train").glob("*.jpg"))) == 6
     assert (tmp_path / "detection" / "val_sums.csv").is_file() and (tmp_path / "crops" / "index.csv").is_file()
@@ -39,7 +41,7 @@ def predictions(tmp_path):
         part.to_parquet(tmp_path / f"part{i}.parquet")
         inputs.append(artifact(Dataset, tmp_path / f"part{i}.parquet"))
     out, summary = artifact(Dataset, tmp_path / "predictions"), artifact(Metrics, tmp_path / "pp-summary")
-    components.postprocess.python_func(detections=inputs, predictions=out, summary=summary, profile="tiny")
+    components.postprocess.python_func(detections=inputs, predictions=out, summary=summary, config=tiny_config())
     assert summary.metadata == {"images": 3, "digits_kept": 3, "dropped_nested": 1, "dropped_low_prob": 1}
     return out
 
@@ -91,18 +93,19 @@ def test_infer_runs_the_detector_at_its_checkpoint_size(tiny_detector, tiny_clas
 
     from umnist.detector import Detector
 
-    weights = tmp_path / "detector" / "weights"
-    weights.mkdir(parents=True)
-    ckpt = torch.load(tiny_detector / "weights" / "best.pt", weights_only=False)
+    weights = layout.weights("detector", tmp_path / "detector")
+    weights.parent.mkdir(parents=True)
+    ckpt = torch.load(layout.weights("detector", tiny_detector), weights_only=False)
     ckpt["opt"]["imgsz"] = 96
-    torch.save(ckpt, weights / "best.pt")
+    torch.save(ckpt, weights)
     sizes, detect_batch = [], Detector._detect_batch
     monkeypatch.setattr(Detector, "_detect_batch", lambda self, images: sizes.append(self.img_size)
                         or detect_batch(self, images))
     components.infer.python_func(images=str(tiny_data / "detection" / "images" / "val"),
                                  detector=artifact(Model, tmp_path / "detector"),
                                  classifier=artifact(Model, tiny_classifier[0]),
-                                 detections=artifact(Dataset, tmp_path / "detections.parquet"), profile="full")
+                                 detections=artifact(Dataset, tmp_path / "detections.parquet"),
+                                 config=config.profile_text("full"))
     assert sizes and set(sizes) == {96}
     assert pd.read_parquet(tmp_path / "detections.parquet")["image_id"].nunique() == 6
 
@@ -112,9 +115,9 @@ def test_train_detector_takes_supplied_weights(tmp_path):
     weights.write_bytes(b"checkpoint")
     model = artifact(Model, tmp_path / "model")
     assert components.train_detector.python_func(detection=artifact(Dataset, tmp_path / "unused"), model=model,
-                                                 summary=artifact(Metrics, tmp_path / "m"),
+                                                 summary=artifact(Metrics, tmp_path / "m"), config=tiny_config(),
                                                  weights=str(weights)) == "supplied"
-    assert (tmp_path / "model" / "weights" / "best.pt").read_bytes() == b"checkpoint"
+    assert layout.weights("detector", tmp_path / "model").read_bytes() == b"checkpoint"
     assert model.metadata["supplied"] == str(weights)
 
 
@@ -126,5 +129,6 @@ def test_train_classifier_takes_supplied_weights_from_the_store(tmp_path, s3_uri
     components.train_classifier.python_func(crops=artifact(Dataset, tmp_path / "unused"),
                                             model=artifact(Model, tmp_path / "model"),
                                             summary=artifact(Metrics, tmp_path / "m"),
-                                            confusion=artifact(ClassificationMetrics, tmp_path / "c"), weights=uri)
-    assert (tmp_path / "model" / "best.pt").read_bytes() == b"classifier"
+                                            confusion=artifact(ClassificationMetrics, tmp_path / "c"),
+                                            config=tiny_config(), weights=uri)
+    assert layout.weights("classifier", tmp_path / "model").read_bytes() == b"classifier"

@@ -71,6 +71,21 @@ def test_saved_config_is_a_profile(tmp_path, monkeypatch):
     assert again == cfg == ToyConfig(count=7, ratio=0.25)
 
 
+def test_a_profile_travels_as_text():
+    """The pipeline's `config` parameter: every section resolved, read back as a profile given as data."""
+    text = config.profile_text("tiny")
+    profile = config.parse_profile(text)
+    assert profile["_profile"] == "tiny" and resolve_all(profile) == resolve_all("tiny")
+    one_line = config.profile_text("tiny", one_line=True)
+    assert "\n" not in one_line and config.parse_profile(one_line) == profile
+    with pytest.raises(UmnistError, match="profile tiny, section synth: unknown key"):
+        resolve_all({**profile, "synth": {"nope": 1}})
+    with pytest.raises(UmnistError, match="not valid YAML"):
+        config.parse_profile("synth: [")
+    with pytest.raises(UmnistError, match="expected a mapping"):
+        config.parse_profile("tiny")
+
+
 @pytest.mark.parametrize("profile", config.profile_names())
 def test_every_shipped_profile_resolves(profile):
     """Each profile in configs/ is valid in every section (types, ranges, cross-field checks)."""

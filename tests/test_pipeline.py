@@ -4,11 +4,15 @@ check: display names equal to task keys, no large input as an artifact, /dev/shm
 the store endpoint by KFP release."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-import pipeline
+from tests.conftest import REPO
+from umnist import config
+from umnist.pipeline import graph
 
 COMPONENTS = {"synth", "train-detector", "train-classifier", "infer", "postprocess", "score"}
 GPU_STEPS = {"train-detector", "train-classifier", "infer"}
@@ -18,14 +22,14 @@ STORE_STEPS = COMPONENTS - {"postprocess"}
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict:
     path = tmp_path_factory.mktemp("yaml") / "umnist.yaml"
-    pipeline.main(["--out", str(path), "--parts", "3"])
+    graph.main(["--out", str(path), "--parts", "3"])
     docs = list(yaml.safe_load_all(path.read_text()))
     return {"spec": docs[0], "platform": docs[1], "text": path.read_text()}
 
 
 def compile_to(tmp_path, *argv) -> tuple[dict, dict]:
     path = tmp_path / "umnist.yaml"
-    pipeline.main(["--out", str(path), *argv])
+    graph.main(["--out", str(path), *argv])
     spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
@@ -139,6 +143,30 @@ def test_mnist_is_a_required_run_parameter(compiled):
     assert parameters["labels"]["isOptional"]
 
 
+def test_the_run_configuration_is_one_parameter(compiled, tmp_path):
+    """`config`: the compiled profile resolved to YAML text (the image's configs/ play no part), the one way a
+    run's settings reach every component: no per-field parameters, no -1 = "the profile's" sentinels."""
+    parameters = compiled["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert yaml.safe_load(parameters["config"]["defaultValue"]) == {"_profile": "tiny", **config.resolve_all("tiny")}
+    assert not {"profile", "seed"} & set(parameters)
+    tasks = all_tasks(compiled["spec"])
+    for name in COMPONENTS - {"score"}:
+        source = tasks[name]["inputs"]["parameters"]["config"]["componentInputParameter"]
+        assert source in ("config", "pipelinechannel--config"), name  # the latter inside the loop
+    for component in compiled["spec"]["components"].values():
+        for parameter in component.get("inputDefinitions", {}).get("parameters", {}).values():
+            assert parameter.get("defaultValue") not in (-1, -1.0, {}), component
+    spec, _ = compile_to(tmp_path, "--profile", "demo")
+    default = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
+    assert yaml.safe_load(default) == {"_profile": "demo", **config.resolve_all("demo")}
+
+
+def test_an_unknown_profile_is_refused_at_compile_time(capsys):
+    with pytest.raises(SystemExit):
+        graph.main(["--profile", "nope"])
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
 def test_gpu_for_training_and_infer_by_default(compiled):
     spec = compiled["spec"]
     for name in COMPONENTS:
@@ -186,7 +214,7 @@ def test_store_endpoint_follows_the_kfp_release(compiled, tmp_path):
 
 def test_unknown_kfp_release_is_refused(capsys):
     with pytest.raises(SystemExit):
-        pipeline.main(["--kfp-version", "2.9.0"])
+        graph.main(["--kfp-version", "2.9.0"])
     assert "KFP 2.9.0" in capsys.readouterr().err
 
 
@@ -232,7 +260,7 @@ def test_no_credentials_in_the_yaml(tmp_path, monkeypatch):
     for name, value in keys.items():
         monkeypatch.setenv(name, value)
     path = tmp_path / "umnist.yaml"
-    pipeline.compile_pipeline(str(path))
+    graph.compile_pipeline(str(path))
     text = path.read_text()
     for value in (*keys.values(), "minio123"):
         assert value not in text
@@ -252,5 +280,15 @@ def test_components_run_in_our_images_without_installing_packages(compiled):
 
 def test_compile_rejects_no_parts(capsys):
     with pytest.raises(SystemExit):
-        pipeline.main(["--parts", "0"])
+        graph.main(["--parts", "0"])
     assert "--parts" in capsys.readouterr().err
+
+
+def test_the_installed_package_compiles_what_pipeline_py_does(tmp_path):
+    """The graph and its components are part of the package: `python -m umnist.pipeline`, run away from the
+    checkout (its root not on sys.path), writes the YAML that `pipeline.py` (make compile) writes."""
+    subprocess.run([sys.executable, str(REPO / "pipeline.py"), "--out", str(tmp_path / "root.yaml")], check=True,
+                   cwd=REPO, capture_output=True)
+    subprocess.run([sys.executable, "-m", "umnist.pipeline", "--out", str(tmp_path / "package.yaml")], check=True,
+                   cwd=tmp_path, capture_output=True)
+    assert (tmp_path / "package.yaml").read_text() == (tmp_path / "root.yaml").read_text()

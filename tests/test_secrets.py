@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Dataset, Metrics
 
-import components
-import pipeline
+from tests.conftest import tiny_config
 from tests.s3_server import ACCESS_KEY, SECRET_KEY
 from umnist import storage
 from umnist.cli import main
+from umnist.pipeline import components, graph
 
 REPO = Path(__file__).resolve().parent.parent
 WRONG_SECRET = "umnist-wrong-secret-4e1d0a"
@@ -30,9 +30,9 @@ def test_no_credential_in_outputs_logs_errors_or_the_pipeline(s3_uri, mnist_dir,
     synth = tmp_path / "synth"
     components.synth.python_func(detection=Dataset(name="d", uri=str(synth / "detection")),
                                  crops=Dataset(name="c", uri=str(synth / "crops")),
-                                 summary=Metrics(name="s", uri=str(synth / "summary")), profile="tiny",
-                                 mnist=f"{s3_uri}/mnist", scenes_train=2, scenes_val=1, workers=1,
-                                 overrides={"empty_train": 0, "empty_val": 0})
+                                 summary=Metrics(name="s", uri=str(synth / "summary")), mnist=f"{s3_uri}/mnist",
+                                 config=tiny_config(synth={"scenes_train": 2, "scenes_val": 1, "empty_train": 0,
+                                                           "empty_val": 0}), workers=1)
     assert (synth / "detection" / "manifest.json").is_file()
 
     scenes = tiny_data / "detection" / "images" / "val"
@@ -51,7 +51,7 @@ def test_no_credential_in_outputs_logs_errors_or_the_pipeline(s3_uri, mnist_dir,
     logs = capfd.readouterr()
     assert "access refused" in logs.err
 
-    pipeline.compile_pipeline(str(tmp_path / "umnist-pipeline.yaml"))
+    graph.compile_pipeline(str(tmp_path / "umnist-pipeline.yaml"))
     texts = {"stdout": logs.out, "stderr": logs.err}
     texts |= {str(p): p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()}
     assert {str(predicted / "config.yaml"), str(synth / "detection" / "manifest.json")} <= set(texts)

@@ -1,10 +1,12 @@
-"""umnist.steps: image parts from directories and shard sets (local and S3), overrides, UI summaries."""
+"""umnist.steps: image parts from directories and shard sets (local and S3), supplied weights, UI summaries."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from tests.tables import detection, empty, table
-from umnist import shards, steps, storage
+from umnist import layout, shards, steps, storage
 from umnist.errors import UmnistError
 
 IDS = [f"img_{i:03d}" for i in range(7)]
@@ -75,9 +77,15 @@ def test_fetch_named_gets_only_those(kind, image_dir, tmp_path, request):
     assert sorted(p.name for p in got.iterdir()) == ["img_001.jpeg", "img_005.jpeg"]
 
 
-def test_given_drops_unset_values():
-    assert steps.given({"a": 1, "seed": 5}, seed=None, scenes=3) == {"a": 1, "seed": 5, "scenes": 3}
-    assert steps.given(None, seed=0, epochs=-1, min_prob=-1.0) == {"seed": 0}
+def test_supplied_weights_go_where_the_stage_keeps_its_weights(tmp_path):
+    (tmp_path / "mine.pt").write_bytes(b"w")
+    for stage in ("detector", "classifier"):
+        model = SimpleNamespace(path=str(tmp_path / stage), metadata={})  # a KFP Model artifact's fields
+        assert steps.supply_weights(stage, tmp_path / "mine.pt", model) == "supplied"
+        assert layout.weights(stage, tmp_path / stage).read_bytes() == b"w"
+        assert model.metadata["supplied"] == str(tmp_path / "mine.pt")
+    with pytest.raises(UmnistError, match="not a training stage"):
+        layout.weights("synth", tmp_path)
 
 
 def test_last_epoch(tmp_path):

@@ -1,7 +1,7 @@
 """umnist: the 1st-place UltraMNIST solution as a reproducible pipeline.
 
 Every stage is a plain function over files (``umnist.<stage>.run``) and a subcommand of the ``umnist`` CLI.
-Nothing here imports KFP: the components in ``components/`` are thin wrappers over this package.
+Only ``umnist.pipeline`` imports KFP: its components are thin wrappers over the stage functions.
 """
 
 __version__ = "0.1.0"

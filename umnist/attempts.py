@@ -27,9 +27,9 @@ def mirror_uri(output_uri: str) -> str:
     return output_uri.rstrip("/") + ".attempt"
 
 
-def restore(output_uri: str, local: str | os.PathLike, needs: str) -> bool:
+def restore(output_uri: str, local: str | os.PathLike, needs: str | os.PathLike) -> bool:
     """Copy an earlier attempt's mirror of this output into `local`; True when it holds `needs` (the file the
-    trainer resumes from, relative to `local`)."""
+    trainer resumes from, e.g. umnist.layout.checkpoint; a relative path is taken relative to `local`)."""
     if not storage.is_remote(output_uri) or not storage.read_marker(mirror_uri(output_uri)):
         return False
     with tempfile.TemporaryDirectory(prefix="umnist-attempt-") as work:

@@ -8,14 +8,20 @@ so a run can be reproduced from its own output folder:
 
     umnist synth --profile tiny --out data --scenes-train 20
     umnist synth --config data/config.yaml --out data2      # the same run again
+
+A profile may also be given as data (a mapping): the pipeline carries a run's whole configuration as one
+parameter, the YAML text of `profile_text` (what `umnist config` prints), which each component reads back
+with `parse_profile`; so a profile edited where the pipeline is compiled or submitted needs no image rebuild.
 """
 
 import argparse
 import dataclasses
 import importlib
+import json
 import os
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,8 +59,11 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in config_dir().glob("*.yaml"))
 
 
-def load_profile(profile: str | os.PathLike) -> dict:
-    """Read a profile by name (`tiny`, `full`, ...) or by path to a YAML file; return its mapping."""
+def load_profile(profile: str | os.PathLike | Mapping) -> dict:
+    """Read a profile by name (`tiny`, `full`, ...) or by path to a YAML file, or take a mapping as the
+    profile itself; return its mapping."""
+    if isinstance(profile, Mapping):
+        return dict(profile)
     path = Path(profile)
     if path.suffix not in (".yaml", ".yml"):
         path = config_dir() / f"{profile}.yaml"
@@ -70,6 +79,32 @@ def load_profile(profile: str | os.PathLike) -> dict:
         return {}
     if not isinstance(data, dict):
         raise UmnistError(f"{path}: a profile must be a mapping of stage sections, got {type(data).__name__}")
+    return data
+
+
+def profile_name(profile: str | os.PathLike | Mapping) -> str:
+    """A profile as messages and saved configs name it: its name or path, or a mapping's `_profile` note."""
+    if isinstance(profile, Mapping):
+        return str(profile.get("_profile", "(a mapping)"))
+    return str(profile)
+
+
+def profile_text(profile: str | os.PathLike | Mapping = "tiny", one_line: bool = False) -> str:
+    """Every section of a profile, resolved and checked, as YAML text noting its source under `_profile`.
+    `one_line`: as one line of JSON (which is YAML too), the form a KFP pipeline parameter's default needs: the
+    compiler copies defaults line by line into a comment at the top of the YAML, which a line break would end."""
+    data = {"_profile": profile_name(profile), **resolve_all(profile)}
+    return json.dumps(data) if one_line else yaml.safe_dump(data, sort_keys=False)
+
+
+def parse_profile(text: str) -> dict:
+    """A profile from YAML text (`profile_text`'s, or a profile file's contents)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UmnistError(f"profile text: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UmnistError(f"profile text: expected a mapping of stage sections, got {type(data).__name__}")
     return data
 
 
@@ -135,29 +170,29 @@ def _config_class(section: str):
 def _check_sections(data: dict, profile) -> None:
     unknown = sorted(k for k in data if k not in SECTIONS and not str(k).startswith("_"))
     if unknown:
-        raise UmnistError(f"profile {profile}: unknown section(s) {', '.join(map(str, unknown))} "
+        raise UmnistError(f"profile {profile_name(profile)}: unknown section(s) {', '.join(map(str, unknown))} "
                           f"(known: {', '.join(SECTIONS)})")
 
 
-def resolve_all(profile: str | os.PathLike = "tiny") -> dict:
+def resolve_all(profile: str | os.PathLike | Mapping = "tiny") -> dict:
     """Every section of a profile, resolved and checked, as plain data."""
     data = load_profile(profile)
     _check_sections(data, profile)
     return {section: to_dict(resolve(_config_class(section), section, profile)) for section in SECTIONS}
 
 
-def resolve(cls, section: str, profile: str | os.PathLike = "tiny", **overrides):
+def resolve(cls, section: str, profile: str | os.PathLike | Mapping = "tiny", **overrides):
     """The config of one stage: dataclass defaults <- profile section <- keyword overrides."""
     data = load_profile(profile)
     _check_sections(data, profile)
     values = data.get(section) or {}
     if not isinstance(values, dict):
-        raise UmnistError(f"profile {profile}: section '{section}' must be a mapping")
+        raise UmnistError(f"profile {profile_name(profile)}: section '{section}' must be a mapping")
     values = {**values, **{k: v for k, v in overrides.items() if v is not None}}
-    return build(cls, values, f"profile {profile}, section {section}")
+    return build(cls, values, f"profile {profile_name(profile)}, section {section}")
 
 
-def save(cfg, section: str, out_dir: str | os.PathLike, profile: str | os.PathLike, **extra) -> Path:
+def save(cfg, section: str, out_dir: str | os.PathLike, profile: str | os.PathLike | Mapping, **extra) -> Path:
     """Write the resolved config into `config.yaml` in `out_dir`; it is itself a valid profile.
 
     Stages that share an output directory (infer, then postprocess, in `umnist predict`) each add their
@@ -165,7 +200,7 @@ def save(cfg, section: str, out_dir: str | os.PathLike, profile: str | os.PathLi
     """
     path = Path(out_dir) / "config.yaml"
     doc = load_profile(path) if path.is_file() else {}
-    doc.update({"_profile": str(profile), section: to_dict(cfg)})
+    doc.update({"_profile": profile_name(profile), section: to_dict(cfg)})
     if extra:
         doc[f"_{section}"] = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in extra.items()}
     return write_yaml(path, doc)

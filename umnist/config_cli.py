@@ -1,10 +1,9 @@
-"""`umnist config`: print a profile fully resolved (every stage, defaults filled in)."""
+"""`umnist config`: print a profile fully resolved (every stage, defaults filled in), the text the pipeline
+takes as its `config` run parameter."""
 
 import sys
 
-import yaml
-
-from umnist.config import resolve_all
+from umnist.config import profile_text
 
 
 def register(sub) -> None:
@@ -14,5 +13,5 @@ def register(sub) -> None:
 
 
 def run_cli(args) -> int:
-    sys.stdout.write(yaml.safe_dump(resolve_all(args.profile), sort_keys=False))
+    sys.stdout.write(profile_text(args.profile))
     return 0

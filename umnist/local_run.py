@@ -1,4 +1,4 @@
-"""`umnist run`: the pipeline graph of `pipeline.py`, every component, on this machine with KFP's local runner.
+"""`umnist run`: the graph of `umnist.pipeline`, every component, on this machine with KFP's local runner.
 
     umnist run --profile tiny --out runs/demo [--store s3://bucket/prefix]
 
@@ -9,14 +9,12 @@ exactly as compiled for a cluster, except that each component runs in a subproce
 (SubprocessRunner without a venv: `umnist` is installed here) instead of its image, and no Kubernetes Secret
 is attached: the store's endpoint and keys come from this environment. kfp.local keeps its pipeline root on
 local disk; with `--store` the inputs (MNIST, images as a shard set, labels, boxes) are read from the store by
-the components, as on a cluster, and the score outputs are uploaded there. Needs the repository checkout
-(`pipeline.py`, `components/`) and imports KFP only when it runs.
+the components, as on a cluster, and the score outputs are uploaded there. Runs from an installed package
+(no checkout needed) and imports KFP only when it runs.
 """
 
-import importlib
 import re
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -27,17 +25,6 @@ from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
 from umnist.heldout import heldout_files, heldout_overrides
 from umnist.score import ladder_text
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def load_pipeline_module():
-    """`pipeline.py` from the repository checkout this package belongs to."""
-    if not (REPO / "pipeline.py").is_file():
-        raise UmnistError(f"{REPO}: no pipeline.py here: `umnist run` needs the repository checkout")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    return importlib.import_module("pipeline")
 
 
 def heldout_scenes(out: Path, profile: str, mnist: Path, scenes: int | None) -> dict[str, Path]:
@@ -63,11 +50,12 @@ def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None,
 
     from kfp import local
 
+    from umnist.pipeline import graph
+
     out = Path(out).resolve()
     mnist_dir = mnist_files.mnist_dir(mnist).resolve()
     if store and not storage.is_remote(store):
         raise UmnistError(f"--store {store}: expected an s3:// or minio:// URI")
-    pipeline = load_pipeline_module()
     out.mkdir(parents=True, exist_ok=True)
     inputs = heldout_scenes(out / "heldout", profile, mnist_dir, scenes)
     uris = stage_inputs(inputs, mnist_dir, store) if store else {**{k: str(v) for k, v in inputs.items()},
@@ -80,9 +68,8 @@ def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None,
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
         try:
             # device="cpu": no GPU is required here (torch still takes one when the machine has it)
-            pipeline.build(parts=parts, device="cpu", retries=False, s3_endpoint=None)(
-                images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], profile=str(profile),
-                mnist=uris["mnist"])
+            graph.build(profile, parts, device="cpu", retries=False, s3_endpoint=None)(
+                images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], mnist=uris["mnist"])
         except RuntimeError as exc:  # kfp.local's way of saying a task failed; the task's log is above
             message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())  # without kfp's colours
             raise UmnistError(f"{message} (its log is above; outputs in {out / 'kfp'})") from None

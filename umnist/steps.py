@@ -7,31 +7,35 @@ helper it calls must be importable from the image: that is this module.
 import csv
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from umnist import hardware, shards, storage
+from umnist import hardware, layout, shards, storage
 from umnist.errors import UmnistError
 from umnist.fileio import IMAGE_SUFFIXES
 
 
-def given(extra: dict | None = None, **named) -> dict:
-    """Config overrides from a component's parameters: the named ones that are set, on top of the free-form
-    `extra` mapping. None or a negative number means "the profile's value" (KFP's local runner cannot pass
-    None for an optional number, so components use -1)."""
-    unset = {name for name, value in named.items()
-             if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value < 0)}
-    return {**(extra or {}), **{name: value for name, value in named.items() if name not in unset}}
+def supply_weights(stage: str, weights: str | os.PathLike, model) -> str:
+    """A training step given `weights` (a path or object-store URI) instead of training: copy them to where
+    `stage`'s training keeps its weights in the KFP `model` artifact (umnist.layout), note their source in its
+    metadata; return the stop reason "supplied" (what score's run summary shows for that training)."""
+    target = layout.weights(stage, model.path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="umnist-weights-") as work:
+        shutil.copyfile(storage.fetch(weights, work), target)
+    model.metadata["supplied"] = str(weights)
+    return "supplied"
 
 
-def detector_workers(profile: str | os.PathLike, overrides: dict | None = None) -> int:
+def detector_workers(profile: str | os.PathLike | dict) -> int:
     """The profile's detector loader workers, capped at the CPUs this step may use: yolov5 caps them at
     os.cpu_count(), the node's cores in a pod, and each worker holds 2560 px mosaics in /dev/shm."""
     from umnist import config
     from umnist.detector.config import DetectorConfig
 
-    return min(config.resolve(DetectorConfig, "detector", profile, **(overrides or {})).workers,
+    return min(config.resolve(DetectorConfig, "detector", profile).workers,
                hardware.cpu_cores())
 
 

@@ -1,13 +1,14 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from components.images import CUDA_IMAGE
+from umnist.pipeline.images import CUDA_IMAGE
 
 
 @dsl.component(base_image=CUDA_IMAGE, install_kfp_package=False)
-def infer(images: str, detector: Input[Model], classifier: Input[Model], detections: Output[Dataset],
-          part: int = 0, parts: int = 1, profile: str = "tiny", overrides: dict = {}):
+def infer(images: str, detector: Input[Model], classifier: Input[Model], detections: Output[Dataset], config: str,
+          part: int = 0, parts: int = 1):
     """Detect and classify the digits of part `part` of `parts` of the images; write detections.parquet.
+    `config`: the run's resolved profile as YAML text (umnist.config.profile_text).
 
     `images` (a directory or shard set, local or an object-store URI) is a parameter, not an artifact: KFP's
     launcher would copy a whole artifact into every pod; umnist.storage fetches only this part's files or shards.
@@ -18,7 +19,8 @@ def infer(images: str, detector: Input[Model], classifier: Input[Model], detecti
 
     import pandas as pd
 
-    from umnist import hardware, steps
+    from umnist import hardware, layout, steps
+    from umnist.config import parse_profile
     from umnist.postprocess import DETECTION_COLUMNS
 
     hardware.check_gpu()
@@ -29,6 +31,7 @@ def infer(images: str, detector: Input[Model], classifier: Input[Model], detecti
             return
         from umnist import infer as stage
 
-        stage.run(local, Path(detector.path) / "weights" / "best.pt", Path(classifier.path) / "best.pt",
-                  Path(work) / "out", profile, progress=False, **steps.given(overrides))
-        shutil.copyfile(Path(work) / "out" / "detections.parquet", detections.path)
+        found = stage.run(local, layout.weights("detector", detector.path),
+                          layout.weights("classifier", classifier.path), Path(work) / "out", parse_profile(config),
+                          progress=False)
+        shutil.copyfile(found, detections.path)

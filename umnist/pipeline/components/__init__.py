@@ -5,11 +5,11 @@ image, which has `umnist` and `kfp` installed, so no package is installed at run
 SubprocessRunner(use_venv=False) runs the same source in the current environment. See README "Pipeline".
 """
 
-from components.infer import infer
-from components.postprocess import postprocess
-from components.score import score
-from components.synth import synth
-from components.train_classifier import train_classifier
-from components.train_detector import train_detector
+from umnist.pipeline.components.infer import infer
+from umnist.pipeline.components.postprocess import postprocess
+from umnist.pipeline.components.score import score
+from umnist.pipeline.components.synth import synth
+from umnist.pipeline.components.train_classifier import train_classifier
+from umnist.pipeline.components.train_detector import train_detector
 
 __all__ = ["infer", "postprocess", "score", "synth", "train_classifier", "train_detector"]

@@ -1,18 +1,16 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
-from components.images import CPU_IMAGE
+from umnist.pipeline.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Metrics], profile: str = "tiny",
-          mnist: str = "", seed: int = -1, scenes_train: int = -1,
-          scenes_val: int = -1, scene_size: int = -1, workers: int = 0,
-          overrides: dict = {}):
+def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Metrics], config: str,
+          mnist: str = "", workers: int = 0):
     """Synthetic scenes (YOLO layout, for train-detector) and digit crops (for train-classifier).
 
-    `mnist`: directory or object-store prefix of the MNIST idx files ("" = $UMNIST_MNIST_DIR).
-    Negative numbers take the profile's value; `overrides` sets any other `synth` config field.
+    `config`: the run's resolved profile as YAML text (umnist.config.profile_text); `mnist`: directory or
+    object-store prefix of the MNIST idx files ("" = $UMNIST_MNIST_DIR); `workers`: 0 = one per CPU.
     """
     import json
     import shutil
@@ -21,12 +19,12 @@ def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Me
 
     from umnist import steps, storage
     from umnist import synth as stage
+    from umnist.config import parse_profile
 
     with tempfile.TemporaryDirectory(prefix="umnist-synth-") as work:
         mnist_dir = storage.fetch(mnist, work, require_marker=False) if mnist else None
-        out = stage.run(Path(work) / "data", profile, mnist_dir, workers=workers or None, progress=False,
-                        **steps.given(overrides, seed=seed, scenes_train=scenes_train, scenes_val=scenes_val,
-                                      scene_size=scene_size))
+        out = stage.run(Path(work) / "data", parse_profile(config), mnist_dir, workers=workers or None,
+                        progress=False)
         steps.copy_tree(out / "detection", detection.path)
         steps.copy_tree(out / "crops", crops.path)
         for name in ("manifest.json", "config.yaml"):

@@ -3,20 +3,20 @@ from typing import List
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
-from components.images import CPU_IMAGE
+from umnist.pipeline.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def postprocess(detections: Input[List[Dataset]], predictions: Output[Dataset], summary: Output[Metrics],
-                profile: str = "tiny", nested_threshold: float = -1.0, min_prob: float = -1.0,
-                overrides: dict = {}):
-    """Collect the parts' detections, drop nested and unsure digits, sum per image (submission.csv)."""
+                config: str):
+    """Collect the parts' detections, drop nested and unsure digits, sum per image (submission.csv).
+    `config`: the run's resolved profile as YAML text (umnist.config.profile_text)."""
     from umnist import postprocess as stage
     from umnist import steps
+    from umnist.config import parse_profile
 
     table = steps.concat_detections([part.path for part in detections])
-    filtered = stage.run(table, predictions.path, profile,
-                         **steps.given(overrides, nested_threshold=nested_threshold, min_prob=min_prob))
+    filtered = stage.run(table, predictions.path, parse_profile(config))
     reasons = filtered["drop_reason"].value_counts()
     summary.log_metric("images", int(filtered["image_id"].nunique()))
     summary.log_metric("digits_kept", int(filtered["kept"].sum()))
