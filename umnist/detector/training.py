@@ -72,7 +72,7 @@ def _yolov5_options(train_module, cfg: DetectorConfig, batch: int, out: Path, da
         save_dir=str(out), exist_ok=True, device="",
         noplots=True,  # plots cost minutes at 2560 and nothing reads them
         noval=False,  # noval=True crashes in yolov5 7.0.14; validation also gives the per-epoch metrics
-        patience=0,  # yolov5's fitness-based early stop is off: ours is the objectness loss (DESIGN.md)
+        patience=0,  # yolov5's fitness-based early stop is off: ours is the objectness loss (docs/recipe.md)
     )
     return opt
 
