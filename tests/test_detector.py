@@ -12,7 +12,7 @@ import torch
 
 from umnist import config, detector, yolo_compat
 from umnist.cli import main
-from umnist.detector import Detector, DetectorConfig, read_checkpoint, trained_img_size, training
+from umnist.detector import Detector, DetectorConfig, read_yolo_checkpoint, trained_img_size, training
 from umnist.detector.training import METRICS_COLUMNS
 from umnist.errors import UmnistError
 
@@ -43,7 +43,7 @@ def test_training_writes_weights_metrics_and_config(tiny_detector, tiny_detector
     assert speed["images_per_s"] > 0 and speed["batch"] == 4 and speed["device"] == "cpu"
     assert speed["amp"] is False and speed["gpu_memory_peak_gb"] is None
     for name in ("best.pt", "last.pt"):
-        ckpt = read_checkpoint(tiny_detector / "weights" / name)
+        ckpt = read_yolo_checkpoint(tiny_detector / "weights" / name)
         assert ckpt["optimizer"] is None and ckpt["epoch"] == -1  # final: EMA weights only
         assert ckpt["model"].nc == 10 and next(ckpt["model"].parameters()).dtype == torch.float16
     cfg = config.resolve(DetectorConfig, "detector", tiny_detector / "config.yaml")
@@ -60,7 +60,7 @@ def test_objectness_stop_through_the_cli(tiny_detector_data, tmp_path):
     assert summary(out)["batch"] == 4 and summary(out)["deterministic"] is False
     assert not torch.are_deterministic_algorithms_enabled()
     assert len(read_metrics(out)) == 1
-    assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
+    assert read_yolo_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
 
 
 def _yolov5_callbacks():
@@ -84,7 +84,7 @@ def test_resume_after_interruption(tiny_detector_data, tmp_path, monkeypatch):
         patch.setattr(Callbacks, "run", killed_after_first_checkpoint)
         with pytest.raises(KeyboardInterrupt):
             detector.train(tiny_detector_data, out, "tiny", epochs=3, obj_loss_stop=0)
-    assert read_checkpoint(out / "weights" / "last.pt")["epoch"] == 0
+    assert read_yolo_checkpoint(out / "weights" / "last.pt")["epoch"] == 0
     assert len(read_metrics(out)) == 1 and not (out / "summary.json").exists()
     with pytest.raises(UmnistError, match="--resume"):
         detector.train(tiny_detector_data, out, "tiny")
@@ -113,15 +113,15 @@ def test_time_budget_stops_cleanly(tiny_detector_data, tmp_path, monkeypatch, la
     out = tmp_path / "run"
     detector.train(tiny_detector_data, out, "tiny", epochs=100, obj_loss_stop=0, max_minutes=30)
     assert summary(out)["stop_reason"] == "time_budget" and summary(out)["epochs_completed"] == epochs_done
-    assert read_checkpoint(out / "weights" / "best.pt")["optimizer"] is None
+    assert read_yolo_checkpoint(out / "weights" / "best.pt")["optimizer"] is None
     monkeypatch.undo()
     if epochs_done:  # stopped between epochs: last.pt keeps its training state and the run can go on
-        assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is not None
+        assert read_yolo_checkpoint(out / "weights" / "last.pt")["optimizer"] is not None
         detector.train(tiny_detector_data, out, resume=True, epochs=epochs_done + 1, max_minutes=None)
         assert summary(out)["stop_reason"] == "epochs_done"
         assert len(read_metrics(out)) == epochs_done + 1
     else:  # stopped inside the first epoch: the weights so far are saved, final
-        assert read_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
+        assert read_yolo_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
         with pytest.raises(UmnistError, match="nothing to resume"):
             detector.train(tiny_detector_data, out, resume=True)
 
@@ -188,7 +188,7 @@ def test_trained_img_size_is_read_from_the_options(ckpt, size):
 
 def test_detector_runs_at_its_training_size(tiny_detector, tmp_path, capsys):
     weights = tiny_detector / "weights" / "best.pt"
-    assert trained_img_size(read_checkpoint(weights)) == 128
+    assert trained_img_size(read_yolo_checkpoint(weights)) == 128
     assert Detector(weights).img_size == 128 and capsys.readouterr().err == ""
     assert Detector.from_profile(weights, "full").img_size == 128   # full trains at 2560: not this model
     assert Detector(weights, img_size=128).img_size == 128 and capsys.readouterr().err == ""

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from umnist.cli import main
-from umnist.detector import read_checkpoint
+from umnist.detector import read_yolo_checkpoint
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -57,13 +57,13 @@ def test_detector_killed_mid_epoch_resumes_to_the_same_epochs(tiny_detector_data
     last = out / "weights" / "last.pt"
     kill_when(["train-detector", "--data", str(tiny_detector_data), "--out", str(out), "--epochs", "4"],
               last.is_file, tmp_path / "log")
-    killed_at = read_checkpoint(last)["epoch"]
+    killed_at = read_yolo_checkpoint(last)["epoch"]
     assert 0 <= killed_at < 3 and not (out / "summary.json").exists()
     assert main(["train-detector", "--data", str(tiny_detector_data), "--out", str(out), "--resume"]) == 0
     assert epochs_in(out / "metrics.csv") == [0, 1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_completed"] == 4 and summary["stop_reason"] == "epochs_done"
-    assert read_checkpoint(last)["optimizer"] is None  # final weights
+    assert read_yolo_checkpoint(last)["optimizer"] is None  # final weights
 
 
 def test_classifier_killed_mid_epoch_resumes_to_the_same_epochs(tiny_crops, tmp_path):
@@ -185,7 +185,7 @@ def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_d
         summary = json.loads((out / "summary.json").read_text())
         assert summary["epochs_completed"] == 2 and summary["stop_reason"] == "epochs_done"
         for name in ("last.pt", "best.pt"):
-            assert read_checkpoint(out / "weights" / name)["optimizer"] is None
+            assert read_yolo_checkpoint(out / "weights" / name)["optimizer"] is None
 
 
 def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data, tiny_detector, tiny_classifier,

@@ -46,3 +46,14 @@ def test_a_step_that_asked_for_a_gpu_fails_without_one(monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", None)
     with pytest.raises(UmnistError, match="CPU build"):
         hardware.check_gpu()
+
+
+def test_torch_device_auto_falls_back_to_the_cpu_but_cuda_does_not(monkeypatch):
+    """One device rule for the detector and the classifier: 'auto' runs where it can, 'cuda' asked for fails."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.torch_device("auto") == torch.device("cpu")
+    assert hardware.torch_device("cpu") == torch.device("cpu")
+    with pytest.raises(UmnistError, match="device='cuda:1': no CUDA GPU"):
+        hardware.torch_device("cuda:1")

@@ -1,11 +1,14 @@
 """infer and predict on tiny scenes with the tiny-profile models: files, formats, ids, policies, resume."""
 
+import json
+
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from test_formats_doc import documented_names
 
 from umnist import infer
 from umnist.cli import main
@@ -184,6 +187,8 @@ def test_predict_cli_writes_submission_metrics_and_report(models, tiny_data, tmp
     for name in ("detections.parquet", "detections_filtered.parquet", "metrics.json", "report.html",
                  "config.yaml", "infer_stats.json"):
         assert (out / name).is_file(), name
+    stats = json.loads((out / "infer_stats.json").read_text())
+    assert stats["images"] == len(submission) and set(stats) <= documented_names("infer")
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert {"infer", "detector", "postprocess"} <= set(saved)
     assert (saved["_infer"]["detector_img_size"], saved["_infer"]["classifier_img_size"]) == (128, 32)

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import ImageFont
 config_dir = os.environ["YOLOV5_CONFIG_DIR"]
 font = ImageFont.truetype(os.path.join(config_dir, "Arial.ttf"), 12)
-from umnist.detector import read_checkpoint
-original_layout = type(read_checkpoint(sys.argv[1])["model"]).__module__
+from umnist.detector import read_yolo_checkpoint
+original_layout = type(read_yolo_checkpoint(sys.argv[1])["model"]).__module__
 print(json.dumps({
     "fonts": sorted(name for name in os.listdir(config_dir) if name.endswith(".ttf")),
     "trapz": float(np.trapz([1.0, 1.0], [0.0, 2.0])), "getsize": list(font.getsize("8")),

@@ -1,7 +1,7 @@
 """Profiles and configs: YAML profile -> dataclass defaults -> validated, resolved config.
 
 Each stage declares its settings as a dataclass whose defaults are the `full` profile (the numbers in
-DESIGN.md), each field with a help text that says why. A profile (`configs/<name>.yaml`, or any YAML path)
+docs/recipe.md), each field with a help text that says why. A profile (`configs/<name>.yaml`, or any YAML path)
 overrides those defaults per stage section; keyword arguments or CLI flags override the profile. The result is
 checked (unknown keys, wrong types, impossible values) before any work starts and saved next to every output,
 so a run can be reproduced from its own output folder:

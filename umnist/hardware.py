@@ -1,4 +1,5 @@
-"""What the machine offers the trainers: CPU cores, GPU memory, and the GPU memory a run used.
+"""What the machine offers the stages: CPU cores, the torch device a setting names, GPU memory, and the GPU
+memory a run used.
 
 Each function is a plain query with a CPU answer (None where there is no GPU), so the code that chooses
 workers and batch sizes from them can be tested on any machine.
@@ -40,6 +41,18 @@ def check_gpu() -> None:
                           "run it in the CUDA image (images/Dockerfile.cuda)")
     raise UmnistError(f"this step requested a GPU but torch {torch.__version__} (CUDA {torch.version.cuda}) sees "
                       f"none: the node's NVIDIA driver must support CUDA {torch.version.cuda} (README \"CUDA image\")")
+
+
+def torch_device(device: str = "auto"):
+    """The torch device a setting names: 'auto' = the GPU when there is one, else the CPU; a CUDA device asked
+    for where torch sees no GPU is an error, not a silent run on the CPU."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UmnistError(f"device={device!r}: no CUDA GPU available here")
+    return torch.device(device)
 
 
 def gpu_memory_bytes(device) -> int | None:

@@ -34,18 +34,10 @@ from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import IMAGE_SUFFIXES, atomic_path, write_json
 from umnist.labels import NUM_CLASSES
-from umnist.postprocess import skipped_images
+from umnist.tables import BOX_COLUMNS, DETECTIONS_SCHEMA, NO_DIGIT, PROB_COLUMNS, skipped_images
 
 # read_gray reports an unreadable image in one line naming it; OpenCV's own decoder warnings would only add noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-PROB_COLUMNS = [f"p{d}" for d in range(NUM_CLASSES)]
-SCHEMA = pa.schema([
-    ("image_id", pa.string()), ("empty", pa.bool_()),
-    ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
-    ("det_conf", pa.float32()), ("det_class", pa.int16()), ("cls_digit", pa.int16()), ("cls_prob", pa.float32()),
-    *[(c, pa.float32()) for c in PROB_COLUMNS],
-    ("width", pa.int32()), ("height", pa.int32()), ("error", pa.string()),
-])
 
 
 @dataclass
@@ -135,13 +127,13 @@ def _rows(image_id: str, shape, boxes, probs, error: str = "") -> dict[str, list
     n = len(boxes)
     if n == 0:
         nan = [float("nan")]
-        row = {"image_id": [image_id], "empty": [True], "x1": nan, "y1": nan, "x2": nan, "y2": nan,
-               "det_conf": nan, "det_class": [-1], "cls_digit": [-1], "cls_prob": nan,
+        row = {"image_id": [image_id], "empty": [True], **{c: nan for c in BOX_COLUMNS},
+               "det_conf": nan, "det_class": [NO_DIGIT], "cls_digit": [NO_DIGIT], "cls_prob": nan,
                **{c: nan for c in PROB_COLUMNS}}
     else:
         digits = probs.argmax(axis=1)
         row = {"image_id": [image_id] * n, "empty": [False] * n,
-               **{c: boxes[:, i].tolist() for i, c in enumerate(("x1", "y1", "x2", "y2", "det_conf"))},
+               **{c: boxes[:, i].tolist() for i, c in enumerate((*BOX_COLUMNS, "det_conf"))},
                "det_class": boxes[:, 5].astype(int).tolist(), "cls_digit": digits.tolist(),
                "cls_prob": probs[np.arange(n), digits].tolist(),
                **{c: probs[:, d].tolist() for d, c in enumerate(PROB_COLUMNS)}}
@@ -150,8 +142,8 @@ def _rows(image_id: str, shape, boxes, probs, error: str = "") -> dict[str, list
 
 
 def _merge(tables: list[dict[str, list]]) -> pa.Table:
-    merged = {name: [v for t in tables for v in t[name]] for name in SCHEMA.names}
-    return pa.table(merged, schema=SCHEMA)
+    merged = {name: [v for t in tables for v in t[name]] for name in DETECTIONS_SCHEMA.names}
+    return pa.table(merged, schema=DETECTIONS_SCHEMA)
 
 
 class Models:
@@ -175,7 +167,7 @@ class Models:
         crop_side = self.classifier.img_size
         crops = [cut_squares(image, boxes[:, :4], crop_side) for image, boxes in zip(images, detections, strict=True)]
         flat = np.concatenate(crops)
-        probs = predict(self.classifier, flat, batch_size=classify_batch) if len(flat) else np.zeros((0, 10))
+        probs = predict(self.classifier, flat, batch_size=classify_batch) if len(flat) else np.zeros((0, NUM_CLASSES))
         self.seconds["detect"] += middle - start
         self.seconds["crop_classify"] += time.perf_counter() - middle
         split = np.cumsum([len(c) for c in crops])[:-1]
@@ -241,9 +233,9 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
         detector_cfg = config.resolve(DetectorConfig, "detector", profile, img_size=models.detector.img_size)
         config.save(detector_cfg, "detector", out, profile)
         with atomic_path(result) as tmp:
-            with pq.ParquetWriter(tmp, SCHEMA) as writer:
+            with pq.ParquetWriter(tmp, DETECTIONS_SCHEMA) as writer:
                 for k in range(len(chunks)):
-                    writer.write_table(pq.read_table(parts / f"part-{k:05d}.parquet", schema=SCHEMA))
+                    writer.write_table(pq.read_table(parts / f"part-{k:05d}.parquet", schema=DETECTIONS_SCHEMA))
         shutil.rmtree(parts)
     return result
 

@@ -20,13 +20,18 @@ import pandas as pd
 
 from umnist import config
 from umnist.config import opt
-from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
 from umnist.labels import MAX_DIGIT_SUM
-
-BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
-DETECTION_COLUMNS = ["image_id", "empty", *BOX_COLUMNS, "det_conf", "det_class", "cls_digit", "cls_prob"]
-KEPT, NESTED, LOW_PROB, EMPTY = "", "nested", "low_prob", "empty"
+from umnist.tables import (
+    BOX_COLUMNS,
+    EMPTY,
+    KEPT,
+    LOW_PROB,
+    NESTED,
+    check_detections,
+    read_detections,
+    skipped_images,
+)
 
 
 @dataclasses.dataclass
@@ -117,57 +122,6 @@ def filter_detections(table: pd.DataFrame, cfg: PostprocessConfig) -> pd.DataFra
     out["kept"] = reason == KEPT
     out["drop_reason"] = reason.astype(str)
     return out
-
-
-def skipped_images(table: pd.DataFrame) -> dict[str, str]:
-    """Image id -> why infer could not read it (policy bad_images=skip: an empty row, so sum 0), sorted by id.
-    Tables without the `error` column (written before it existed, or by hand) have none."""
-    if "error" not in table.columns:
-        return {}
-    rows = table.loc[table["error"].fillna("").astype(str) != ""]
-    return dict(sorted(zip(rows["image_id"].astype(str), rows["error"].astype(str), strict=True)))
-
-
-def check_detections(table: pd.DataFrame, name: str) -> None:
-    """One-line errors for a detections table that breaks the documented format (docs/formats.md)."""
-    missing = [c for c in DETECTION_COLUMNS if c not in table.columns]
-    if missing:
-        raise UmnistError(f"{name}: missing column(s) {', '.join(missing)}")
-    if table["image_id"].isna().any():
-        raise UmnistError(f"{name}: {int(table['image_id'].isna().sum())} row(s) without image_id")
-    empty = table["empty"].to_numpy(bool)
-    mixed = sorted(set(table.loc[empty, "image_id"]) & set(table.loc[~empty, "image_id"]))
-    if mixed:
-        raise UmnistError(f"{name}: {len(mixed)} image(s) have an empty row and detections, e.g. {mixed[:3]}")
-    doubled = table.loc[empty, "image_id"]
-    doubled = doubled[doubled.duplicated()]
-    if len(doubled):
-        raise UmnistError(f"{name}: image {doubled.iloc[0]!r} has several empty rows")
-    det = table.loc[~empty]
-    x1, y1, x2, y2 = (det[c].to_numpy(np.float64) for c in BOX_COLUMNS)
-    problems = {
-        "a box that is not finite or has x2 < x1 or y2 < y1": ~(np.isfinite([x1, y1, x2, y2]).all(0)
-                                                                & (x2 >= x1) & (y2 >= y1)),
-        "cls_digit or det_class outside 0..9": ~(det["cls_digit"].between(0, 9)
-                                                 & det["det_class"].between(0, 9)),
-        "cls_prob outside 0..1": ~det["cls_prob"].between(0, 1),
-    }
-    for what, bad in problems.items():
-        if np.any(bad):
-            example = det["image_id"].iloc[int(np.argmax(bad))]
-            raise UmnistError(f"{name}: {int(np.sum(bad))} detection(s) with {what}, e.g. image {example!r}")
-
-
-def read_detections(path: str | os.PathLike) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise UmnistError(f"{path}: detections file not found")
-    try:
-        table = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise UmnistError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    check_detections(table, str(path))
-    return table.astype({"image_id": str})
 
 
 def run(detections: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from umnist.fileio import IMAGE_SUFFIXES, write_text
 from umnist.labels import MAX_DIGIT_SUM
-from umnist.postprocess import BOX_COLUMNS, KEPT, NESTED
+from umnist.tables import BOX_COLUMNS, KEPT, NESTED
 
 GALLERY_SIDE = 512
 JPEG_QUALITY = 80

@@ -15,9 +15,7 @@ sides are within a factor of 2 (an ink box's longer side is about 20/28 of its c
 box inside a big digit from counting as that digit.
 """
 
-import csv
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +24,18 @@ import pandas as pd
 from umnist.errors import UmnistError
 from umnist.fileio import write_json
 from umnist.labels import MAX_DIGIT_SUM
-from umnist.postprocess import BOX_COLUMNS, check_detections, digit_sums, read_detections, skipped_images
+from umnist.postprocess import digit_sums
+from umnist.tables import (
+    BOX_COLUMNS,
+    FILTERED_COLUMNS,
+    check_detections,
+    id_examples,
+    read_boxes,
+    read_detections,
+    read_sums,
+    skipped_images,
+)
 
-SUM_HEADER = ["id", "digit_sum"]
-BOXES_HEADER = ["id", "digit", "x1", "y1", "x2", "y2"]
 IOU_THRESHOLD = 0.5
 # Cover matching (module docstring): share of the smaller box the intersection must cover, and the least ratio
 # of the two boxes' longer sides.
@@ -41,71 +47,11 @@ SIZE_EDGES = (16, 32, 64, 128, 256, 512, 1024)
 # The ladder: name -> (digit column, counted rows). "all" = every detection, "kept" = after post-processing.
 LEVELS = {"detector": ("det_class", "all"), "reclassified": ("cls_digit", "all"),
           "postprocessed": ("cls_digit", "kept")}
-INTEGER = re.compile(r"[+-]?\d+")
 
 
 def ladder_text(metrics: dict, decimals: int = 2) -> str:
     """The accuracy ladder in the write-up's order, e.g. 'detector 95.10%, reclassified 98.20%, ...'."""
     return ", ".join(f"{level} {metrics['sum_accuracy'][level]:.{decimals}%}" for level in LEVELS)
-
-
-def _example(ids) -> str:
-    ids = sorted(ids)
-    return ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
-
-
-def read_rows(path: str | os.PathLike, header: list[str]) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of a CSV whose first line must be `header`; each row must have its width."""
-    path = Path(path)
-    if not path.is_file():
-        raise UmnistError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or [h.strip() for h in rows[0]] != header:
-        got = ",".join(rows[0]) if rows else "an empty file"
-        raise UmnistError(f"{path}: header must be '{','.join(header)}', got {got!r}")
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise UmnistError(f"{path}: line {line} has {len(row)} field(s), expected {len(header)} "
-                              f"({','.join(header)}): {','.join(row)!r}")
-        if not row[0].strip():
-            raise UmnistError(f"{path}: line {line} has an empty id")
-    return [(line, [f.strip() for f in row]) for line, row in enumerate(rows[1:], start=2)]
-
-
-def read_sums(path: str | os.PathLike) -> pd.Series:
-    """`id,digit_sum` CSV (train.csv, submission.csv) -> Series of int sums indexed by id, sorted by id."""
-    ids, sums = [], []
-    for line, (image_id, value) in read_rows(path, SUM_HEADER):
-        if not INTEGER.fullmatch(value):
-            raise UmnistError(f"{path}: line {line}: digit_sum {value!r} is not an integer")
-        if not 0 <= int(value) <= MAX_DIGIT_SUM:
-            raise UmnistError(f"{path}: line {line}: digit_sum {value} is outside 0..{MAX_DIGIT_SUM}")
-        ids.append(image_id)
-        sums.append(int(value))
-    if not ids:
-        raise UmnistError(f"{path}: no rows")
-    table = pd.Series(sums, index=pd.Index(ids, name="id"), name="digit_sum", dtype=np.int64)
-    duplicated = table.index[table.index.duplicated()].unique()
-    if len(duplicated):
-        raise UmnistError(f"{path}: {len(duplicated)} duplicate id(s), e.g. {_example(duplicated)}")
-    return table.sort_index()
-
-
-def read_boxes(path: str | os.PathLike) -> pd.DataFrame:
-    """Ground-truth boxes `id,digit,x1,y1,x2,y2` (pixels of the original image) as a table."""
-    records = []
-    for line, (image_id, digit, *coords) in read_rows(path, BOXES_HEADER):
-        if not INTEGER.fullmatch(digit) or not 0 <= int(digit) <= 9:
-            raise UmnistError(f"{path}: line {line}: digit {digit!r} is not an integer 0..9")
-        try:
-            x1, y1, x2, y2 = (float(c) for c in coords)
-        except ValueError:
-            raise UmnistError(f"{path}: line {line}: box {','.join(coords)!r} is not four numbers") from None
-        if not (np.isfinite([x1, y1, x2, y2]).all() and x2 > x1 and y2 > y1):
-            raise UmnistError(f"{path}: line {line}: box {','.join(coords)!r} needs x1 < x2 and y1 < y2")
-        records.append((image_id, int(digit), x1, y1, x2, y2))
-    return pd.DataFrame(records, columns=["image_id", "digit", *BOX_COLUMNS])
 
 
 def load_predictions(predictions) -> tuple[pd.DataFrame, pd.Series, str]:
@@ -121,7 +67,7 @@ def load_predictions(predictions) -> tuple[pd.DataFrame, pd.Series, str]:
         filtered = read_detections(directory / "detections_filtered.parquet")
         submission = read_sums(directory / "submission.csv")
         name = str(directory / "submission.csv")
-    if "kept" not in filtered.columns or "drop_reason" not in filtered.columns:
+    if any(c not in filtered.columns for c in FILTERED_COLUMNS):
         raise UmnistError(f"{name}: the detections lack kept/drop_reason: run `umnist postprocess` first")
     kept_sums = digit_sums(filtered, mask=filtered["kept"])
     if not kept_sums.index.equals(submission.index):
@@ -130,7 +76,7 @@ def load_predictions(predictions) -> tuple[pd.DataFrame, pd.Series, str]:
     disagree = submission.index[kept_sums.to_numpy() != submission.to_numpy()]
     if len(disagree):
         raise UmnistError(f"{name}: {len(disagree)} sum(s) differ from the kept detections, e.g. "
-                          f"{_example(disagree)}")
+                          f"{id_examples(disagree)}")
     return filtered, submission, name
 
 
@@ -140,11 +86,11 @@ def align(labels: pd.Series, submission: pd.Series, labels_name: str, prediction
     unlabelled = submission.index.difference(labels.index)
     if len(unlabelled):
         raise UmnistError(f"{predictions_name}: {len(unlabelled)} id(s) are not in {labels_name}, "
-                          f"e.g. {_example(unlabelled)}")
+                          f"e.g. {id_examples(unlabelled)}")
     unpredicted = labels.index.difference(submission.index)
     if len(unpredicted) and not subset:
         raise UmnistError(f"{labels_name}: {len(unpredicted)} id(s) have no prediction in "
-                          f"{predictions_name}, e.g. {_example(unpredicted)} (--subset scores only the "
+                          f"{predictions_name}, e.g. {id_examples(unpredicted)} (--subset scores only the "
                           "predicted ids)")
     return labels.reindex(submission.index)
 
@@ -346,7 +292,7 @@ def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
             truth_boxes = truth_boxes.loc[~truth_boxes["image_id"].isin(unknown)]
         elif unknown:
             raise UmnistError(f"{boxes_csv}: {len(unknown)} id(s) are not among the scored images, "
-                              f"e.g. {_example(unknown)}")
+                              f"e.g. {id_examples(unknown)}")
         metrics["boxes"] = box_metrics(filtered, truth_boxes)
         metrics["detection_by_size"], missed = size_metrics(filtered, truth_boxes)
     metrics["inputs"] = {"predictions": predictions_name, "labels": str(labels_csv),

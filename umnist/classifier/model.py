@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from umnist.errors import UmnistError
+from umnist.hardware import torch_device
 from umnist.labels import NUM_CLASSES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: pretrained weights come from files
@@ -132,7 +133,7 @@ def save_weights(path: str | os.PathLike, model: DigitNet, **extra) -> None:
         torch.save({"format": FORMAT, "state_dict": state, "meta": meta, **extra}, tmp)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def read_classifier_weights(path: str | os.PathLike) -> dict:
     """A weights file written by `save_weights`, checked for its layout."""
     path = Path(path)
     data = read_weights_file(path)
@@ -142,22 +143,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return data
 
 
-def default_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UmnistError(f"device={device!r}: no CUDA GPU available here")
-    return torch.device(device)
-
-
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "auto") -> DigitNet:
     """The trained classifier from `best.pt`/`last.pt`, in eval mode on `device` (a GPU when present)."""
-    data = read_checkpoint(path)
+    data = read_classifier_weights(path)
     meta = data["meta"]
     model = DigitNet(meta["arch"], int(meta["img_size"]))
     try:
         model.net.load_state_dict(data["state_dict"])
     except RuntimeError as exc:
         raise UmnistError(f"{path}: weights do not fit {meta['arch']} ({_first_line(exc)})") from None
-    device = default_device(device) if isinstance(device, str) else device
+    device = torch_device(device) if isinstance(device, str) else device
     return model.to(device).eval()

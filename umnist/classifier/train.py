@@ -22,7 +22,7 @@ from tqdm import tqdm
 from umnist import config, hardware
 from umnist.classifier.config import ClassifierConfig
 from umnist.classifier.data import CropStream, read_index
-from umnist.classifier.model import DigitNet, default_device, load_init_weights, read_checkpoint, save_weights
+from umnist.classifier.model import DigitNet, load_init_weights, read_classifier_weights, save_weights
 from umnist.classifier.predict import autocast
 from umnist.errors import UmnistError
 from umnist.fileio import write_json, write_text
@@ -39,7 +39,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     out = Path(out_dir)
     cfg, model, optimizer, state = _open_run(out, crops_dir, profile, init_weights, resume, overrides)
     train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
-    device = default_device(cfg.device)
+    device = hardware.torch_device(cfg.device)
     rows = state["rows"]
     model.to(device)
     fast = device.type == "cuda" and cfg.amp
@@ -65,7 +65,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
             group["lr"] = lr
         epoch_start = time.monotonic()
 
-        def out_of_time(seen: int) -> bool:
+        def out_of_time(seen: int, val_seconds=val_seconds, epoch_start=epoch_start) -> bool:
             need = _val_estimate(val_seconds, val_count, seen, epoch_start)
             return deadline is not None and time.monotonic() + need > deadline
 
@@ -125,7 +125,7 @@ def _open_run(out: Path, crops_dir, profile, init_weights, resume: bool, overrid
     # confusion matrix are rebuilt from it, so a kill between any two writes loses nothing of a finished epoch.
     state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0, "rows": [], "confusion": None}
     if resume:
-        last = read_checkpoint(out / "last.pt")
+        last = read_classifier_weights(out / "last.pt")
         model.net.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["optimizer"])
         state.update(last["resume"])
@@ -218,7 +218,7 @@ def _publish_epoch(out: Path, model: DigitNet, state: dict, cfg: ClassifierConfi
     always catch up with the checkpoint, however a kill fell between the writes."""
     best = out / "best.pt"
     if state["best_epoch"] == state["epoch"] and (
-            not best.is_file() or read_checkpoint(best)["meta"].get("epoch") != state["epoch"]):
+            not best.is_file() or read_classifier_weights(best)["meta"].get("epoch") != state["epoch"]):
         save_weights(best, model, meta=_meta(state["epoch"], state["best_accuracy"], cfg))
     if state["confusion"] is not None:
         _write_confusion(out / "confusion.csv", np.asarray(state["confusion"]))

@@ -7,9 +7,9 @@
 Output layout: docs/formats.md ("train-detector").
 """
 
-from umnist.detector.checkpoint import read_checkpoint, trained_img_size
+from umnist.detector.checkpoint import read_yolo_checkpoint, trained_img_size
 from umnist.detector.config import DetectorConfig
-from umnist.detector.detection import Detections, Detector, detect
+from umnist.detector.detection import Detections, Detector
 from umnist.detector.training import train
 
-__all__ = ["DetectorConfig", "Detections", "Detector", "detect", "read_checkpoint", "train", "trained_img_size"]
+__all__ = ["DetectorConfig", "Detections", "Detector", "read_yolo_checkpoint", "train", "trained_img_size"]

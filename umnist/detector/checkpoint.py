@@ -17,7 +17,7 @@ from umnist.errors import UmnistError
 from umnist.labels import NUM_CLASSES
 
 
-def read_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASSES) -> dict:
+def read_yolo_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASSES) -> dict:
     """Load and check a YOLOv5 checkpoint file; `num_classes=None` accepts any class count (fine-tuning)."""
     import torch
 

@@ -1,11 +1,11 @@
-"""Settings of the detector stage (training and detection). Defaults are the `full` profile (DESIGN.md)."""
+"""Settings of the detector stage (training and detection). Defaults are the `full` profile (docs/recipe.md)."""
 
 from dataclasses import dataclass
 from typing import Literal
 
 from umnist.config import opt
 
-# yolov5 hyper-parameters that DESIGN.md does not set: the package's own from-scratch values
+# yolov5 hyper-parameters that the recipe (docs/recipe.md) does not set: the package's own from-scratch values
 # (data/hyps/hyp.scratch-low.yaml), written out so that a run never depends on a file inside the package.
 YOLOV5_FIXED_HYP = {
     "warmup_momentum": 0.8, "warmup_bias_lr": 0.1, "box": 0.05, "cls": 0.5, "cls_pw": 1.0, "obj": 1.0,

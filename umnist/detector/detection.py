@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from umnist import config
-from umnist.detector.checkpoint import checkpoint_model, read_checkpoint, trained_img_size
+from umnist.detector.checkpoint import checkpoint_model, read_yolo_checkpoint, trained_img_size
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
+from umnist.hardware import torch_device
 
 Image = np.ndarray | str | os.PathLike
 
@@ -65,14 +66,8 @@ class Detector:
     def __init__(self, weights: str | os.PathLike, img_size: int | None = None, conf: float = 0.1,
                  iou: float = 0.1, max_det: int = 5, device: str = "auto", conf_objectness: bool = True,
                  scales: Sequence[float] = (1.0,), enlarged_max_px: int = 64):
-        import torch
-
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise UmnistError(f"device={device!r}: no CUDA GPU available here")
-        self.weights, self.device = Path(weights), torch.device(device)
-        ckpt = read_checkpoint(self.weights)
+        self.weights, self.device = Path(weights), torch_device(device)
+        ckpt = read_yolo_checkpoint(self.weights)
         self.model = checkpoint_model(ckpt).to(self.device)
         self.half = self.device.type == "cuda"
         if self.half:
@@ -168,9 +163,3 @@ def scored_by_objectness(prediction):
     classes /= classes.amax(dim=-1, keepdim=True).clamp(min=1e-9)
     return scored
 
-
-def detect(weights: str | os.PathLike, images: Sequence[Image], batch_size: int | None = None,
-           **settings) -> list[Detections]:
-    """One-off detection: load `weights`, run `Detector.detect`. Settings: img_size (default: the training
-    size), conf, iou, max_det, device."""
-    return Detector(weights, **settings).detect(images, batch_size)

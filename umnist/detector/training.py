@@ -22,11 +22,11 @@ from pathlib import Path
 from time import monotonic
 
 from umnist import config, hardware, yolo_compat
-from umnist.detector.checkpoint import read_checkpoint
-from umnist.labels import NUM_CLASSES
+from umnist.detector.checkpoint import read_yolo_checkpoint
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json, write_text, write_yaml
+from umnist.labels import NUM_CLASSES
 
 METRICS_COLUMNS = ("epoch", "box_loss", "obj_loss", "cls_loss", "precision", "recall", "mAP50", "mAP50_95",
                    "seconds", "images_per_s")
@@ -72,7 +72,7 @@ def _yolov5_options(train_module, cfg: DetectorConfig, batch: int, out: Path, da
         save_dir=str(out), exist_ok=True, device="",
         noplots=True,  # plots cost minutes at 2560 and nothing reads them
         noval=False,  # noval=True crashes in yolov5 7.0.14; validation also gives the per-epoch metrics
-        patience=0,  # yolov5's fitness-based early stop is off: ours is the objectness loss (DESIGN.md)
+        patience=0,  # yolov5's fitness-based early stop is off: ours is the objectness loss (docs/recipe.md)
     )
     return opt
 
@@ -200,7 +200,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     if resume:
         if not last.is_file():
             raise UmnistError(f"{last}: nothing to resume (no last checkpoint in {out})")
-        ckpt = read_checkpoint(last)
+        ckpt = read_yolo_checkpoint(last)
         if ckpt.get("optimizer") is None:
             if (out / "summary.json").is_file():
                 raise UmnistError(f"{last}: final weights, nothing to resume ({_summary_reason(out)})")
@@ -215,7 +215,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     if resume and start_epoch >= cfg.epochs:  # killed after its last epoch's checkpoint, before the finish
         return _finish_killed_run(out, started)
     if weights is not None and not resume:
-        read_checkpoint(weights, num_classes=None)
+        read_yolo_checkpoint(weights, num_classes=None)
     # Either the synth stage's output folder or its detection/ folder (what the pipeline passes on).
     detection = data_dir / "detection" if (data_dir / "detection").is_dir() else data_dir
     if not (detection / "images").is_dir():

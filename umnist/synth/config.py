@@ -1,4 +1,4 @@
-"""Settings of the synth stage. Defaults are the `full` profile: the winning solution's data (DESIGN.md)."""
+"""Settings of the synth stage. Defaults are the `full` profile: the winning solution's data (docs/recipe.md)."""
 
 from dataclasses import dataclass
 from typing import Literal

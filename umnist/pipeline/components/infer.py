@@ -17,17 +17,15 @@ def infer(images: str, detector: Input[Model], classifier: Input[Model], detecti
     import tempfile
     from pathlib import Path
 
-    import pandas as pd
-
     from umnist import hardware, layout, steps
     from umnist.config import parse_profile
-    from umnist.postprocess import DETECTION_COLUMNS
+    from umnist.tables import write_empty_detections
 
     hardware.check_gpu()
     with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
         local = Path(work) / "images"
         if not steps.fetch_part(images, part, parts, local):
-            pd.DataFrame(columns=DETECTION_COLUMNS).to_parquet(detections.path, index=False)
+            write_empty_detections(detections.path)
             return
         from umnist import infer as stage
 
