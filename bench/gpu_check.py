@@ -144,12 +144,11 @@ class Check:
         start = time.monotonic()
         self.gpu.phase = phase
         env = dict(os.environ)
-        # On a GPU machine, stages side by side share the cores' compute threads (their loader processes are
-        # single-threaded). Without a GPU the compute is the cores themselves: each stage may use them all, so
-        # one that ends early leaves its cores to the other (a fixed split left the detector one core of two
-        # for the 35 minutes after the classifier had finished).
-        if self.gpu.available:
-            env.setdefault("OMP_NUM_THREADS", str(max(1, hardware.cpu_cores() // len(commands))))
+        # Stages side by side share the cores' compute threads (their loader processes are single-threaded).
+        # Without a split, two trainers on 2 cores each ran 2 OpenMP threads and both slowed ~2.5x (the 48 px
+        # classifier: 21 images/s against ~60 with one thread each): oversubscribed OpenMP threads spin and
+        # wait on each other. The price of the split: a stage that ends early does not lend its cores.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, hardware.cpu_cores() // len(commands))))
         processes = {}
         for name, argv in commands.items():
             with open(self.out / "logs" / f"{name}.log", "w") as log:
