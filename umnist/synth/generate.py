@@ -18,6 +18,7 @@ from umnist.mnist import load_mnist
 from umnist.synth.config import SynthConfig
 from umnist.synth.scenes import DigitPlanner, ScenePlan, digit_mask, plan_split, render_scene
 from umnist.synth.training_crops import scene_crops
+from umnist.tables import BOXES_COLUMNS, SUMS_COLUMNS
 
 SPLITS = ("train", "val")
 _worker: dict = {}  # per-process state set by `_init_worker`: the config, MNIST digits, output root
@@ -139,9 +140,42 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
     """Generate the synthetic data set into `out` (replaced atomically when complete); return its path."""
     cfg = config.resolve(SynthConfig, "synth", profile, **overrides)
     images, labels, from_test = _load_digits(mnist, cfg.mnist_splits)
-    workers = workers or os.cpu_count() or 1
     pools = _split_mnist(labels, from_test, cfg.mnist_val_fraction, np.random.default_rng(cfg.split_seed))
     rng = np.random.default_rng(cfg.seed)
+    jobs = _plan(cfg, labels, pools, rng)
+    with atomic_path(out) as root:
+        for split in SPLITS:
+            for kind in ("images", "labels"):
+                (root / "detection" / kind / split).mkdir(parents=True)
+        writers = {split: ShardWriter(root, split, cfg.crop_shard_size) for split in SPLITS}
+        raw_chosen = {split: _balanced_mnist(pools[split], labels, cfg.mnist_crops_per_class, rng)
+                      if cfg.crop_size and cfg.crops_mnist and len(pools[split]) else np.zeros(0, np.int64)
+                      for split in SPLITS}
+        scenes = {split: sum(1 for s, _ in jobs if s == split) for split in SPLITS}
+        raw_feeds = {split: _RawMnistFeed(images, labels, raw_chosen[split], scenes[split], cfg.crop_size)
+                     for split in SPLITS}
+        boxes_rows, sums_rows = _render_all(cfg, images, root, jobs, writers, raw_feeds,
+                                            workers or os.cpu_count() or 1, progress)
+        for split in SPLITS:
+            if cfg.crop_size:
+                writers[split].add(*raw_feeds[split].rest(), source=1)
+            writers[split].flush()
+            _write_csv(root / "detection" / f"{split}_sums.csv", SUMS_COLUMNS, sums_rows[split])
+            _write_csv(root / "detection" / f"{split}_boxes.csv", BOXES_COLUMNS, boxes_rows[split])
+        _write_csv(root / "crops" / "index.csv", ["split", "shard", "count"],
+                   [row for split in SPLITS for row in writers[split].rows])
+        write_yaml(root / "detection" / "data.yaml", {
+            "path": ".", "train": "images/train", "val": "images/val", "nc": NUM_CLASSES,
+            "names": [str(d) for d in range(NUM_CLASSES)]})
+        config.save(cfg, "synth", root, profile)
+        raw_used = {split: len(raw_chosen[split]) for split in SPLITS}
+        write_json(root / "manifest.json", _manifest(cfg, jobs, labels, pools, writers, raw_used, len(images)))
+    return Path(out)
+
+
+def _plan(cfg: SynthConfig, labels: np.ndarray, pools: dict[str, np.ndarray],
+          rng: np.random.Generator) -> list[tuple[str, ScenePlan]]:
+    """Every scene's plan (which MNIST instances it draws), train then val, in the order they are written."""
     counts = {"train": (cfg.scenes_train, cfg.empty_train), "val": (cfg.scenes_val, cfg.empty_val)}
     jobs = []
     for split in SPLITS:
@@ -149,56 +183,36 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
             raise UmnistError(f"mnist_val_fraction={cfg.mnist_val_fraction} leaves no MNIST digit for {split} scenes")
         planner = DigitPlanner(labels, pools[split], rng)
         jobs += [(split, plan) for plan in plan_split(split, *counts[split], planner, cfg, rng)]
+    return jobs
 
-    with atomic_path(out) as root:
-        for split in SPLITS:
-            for kind in ("images", "labels"):
-                (root / "detection" / kind / split).mkdir(parents=True)
-        writers = {split: ShardWriter(root, split, cfg.crop_shard_size) for split in SPLITS}
-        boxes_rows = {split: [] for split in SPLITS}
-        sums_rows = {split: [] for split in SPLITS}
-        raw_chosen = {split: _balanced_mnist(pools[split], labels, cfg.mnist_crops_per_class, rng)
-                      if cfg.crop_size and cfg.crops_mnist and len(pools[split]) else np.zeros(0, np.int64)
-                      for split in SPLITS}
-        raw_feeds = {split: _RawMnistFeed(images, labels, raw_chosen[split], counts[split][0], cfg.crop_size)
-                     for split in SPLITS}
-        _init_worker(cfg, images, root)
-        bar = tqdm(total=len(jobs), desc="synth scenes", unit="scene", disable=not progress)
-        if workers > 1:
-            context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = context.Pool(workers, initializer=_init_worker, initargs=(cfg, images, root))
-            results = pool.imap(_render_and_write, jobs, chunksize=4)
-        else:
-            pool, results = None, map(_render_and_write, jobs)
-        try:
-            for split, scene_id, boxes, classes, crops in results:
-                if crops is not None:
-                    writers[split].add(*crops, source=0)
-                    writers[split].add(*raw_feeds[split].after_scene(), source=1)
-                boxes_rows[split] += [(scene_id, c, *b) for c, b in zip(classes, boxes.tolist(), strict=True)]
-                sums_rows[split].append((scene_id, sum(classes)))
-                bar.update()
-        finally:
-            bar.close()
-            if pool is not None:
-                pool.terminate()
-        raw_used = {}
-        for split in SPLITS:
-            if cfg.crop_size:
-                writers[split].add(*raw_feeds[split].rest(), source=1)
-            raw_used[split] = len(raw_chosen[split])
-            writers[split].flush()
-            _write_csv(root / "detection" / f"{split}_sums.csv", ["id", "digit_sum"], sums_rows[split])
-            _write_csv(root / "detection" / f"{split}_boxes.csv", ["id", "digit", "x1", "y1", "x2", "y2"],
-                       boxes_rows[split])
-        _write_csv(root / "crops" / "index.csv", ["split", "shard", "count"],
-                   [row for split in SPLITS for row in writers[split].rows])
-        write_yaml(root / "detection" / "data.yaml", {
-            "path": ".", "train": "images/train", "val": "images/val", "nc": NUM_CLASSES,
-            "names": [str(d) for d in range(NUM_CLASSES)]})
-        config.save(cfg, "synth", root, profile)
-        write_json(root / "manifest.json", _manifest(cfg, jobs, labels, pools, writers, raw_used, len(images)))
-    return Path(out)
+
+def _render_all(cfg: SynthConfig, images: np.ndarray, root: Path, jobs, writers, raw_feeds, workers: int,
+                progress: bool) -> tuple[dict[str, list], dict[str, list]]:
+    """Render and write every scene (in `workers` processes), feeding its crops and a share of the raw MNIST
+    crops to the shard writers as the scenes come, in order; return the box and sum rows of each split."""
+    boxes_rows: dict[str, list] = {split: [] for split in SPLITS}
+    sums_rows: dict[str, list] = {split: [] for split in SPLITS}
+    _init_worker(cfg, images, root)
+    bar = tqdm(total=len(jobs), desc="synth scenes", unit="scene", disable=not progress)
+    if workers > 1:
+        context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(cfg, images, root))
+        results = pool.imap(_render_and_write, jobs, chunksize=4)
+    else:
+        pool, results = None, map(_render_and_write, jobs)
+    try:
+        for split, scene_id, boxes, classes, crops in results:
+            if crops is not None:
+                writers[split].add(*crops, source=0)
+                writers[split].add(*raw_feeds[split].after_scene(), source=1)
+            boxes_rows[split] += [(scene_id, c, *b) for c, b in zip(classes, boxes.tolist(), strict=True)]
+            sums_rows[split].append((scene_id, sum(classes)))
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+    return boxes_rows, sums_rows
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
