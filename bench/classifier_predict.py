@@ -1,6 +1,6 @@
 """Usage: python bench/classifier_predict.py [--mnist DIR] [--crops N] [--batch 64 256] [--weights best.pt]
 
-Crops per second of `umnist.classifier.predict` with the invert TTA (two network passes per crop), resizing
+Crops per second of `umnist.classifier.inference` with the invert TTA (two network passes per crop), resizing
 included: real MNIST digits upscaled to square crops of 28..400 px, as the detector would cut them. Without
 --weights it measures a freshly initialised network of --arch/--img-size (speed does not depend on weights).
 """
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from umnist.classifier.model import DigitNet, load_classifier
-from umnist.classifier.predict import predict
+from umnist.classifier.inference import predict
 from umnist.mnist import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent

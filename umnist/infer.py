@@ -159,7 +159,7 @@ class Models:
 
     def __call__(self, images: list[np.ndarray], classify_batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per image: boxes (n, 6) as x1 y1 x2 y2 conf class in original pixels, and TTA probabilities (n, 10)."""
-        from umnist.classifier.predict import predict
+        from umnist.classifier.inference import predict
 
         start = time.perf_counter()
         detections = [np.column_stack([d.boxes, d.conf, d.cls]) for d in self.detector.detect(images)]

@@ -4,7 +4,7 @@ import torch
 
 from umnist.classifier.data import load_shard, read_index, to_rgb
 from umnist.classifier.model import DigitNet, load_classifier
-from umnist.classifier.predict import predict
+from umnist.classifier.inference import predict
 
 
 @pytest.fixture(scope="module")
