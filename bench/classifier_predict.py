@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from umnist.classifier.model import DigitNet, load_classifier
 from umnist.classifier.inference import predict
+from umnist.classifier.model import DigitNet, load_classifier
 from umnist.mnist import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from umnist.classifier.data import load_shard, read_index, to_rgb
-from umnist.classifier.model import DigitNet, load_classifier
 from umnist.classifier.inference import predict
+from umnist.classifier.model import DigitNet, load_classifier
 
 
 @pytest.fixture(scope="module")

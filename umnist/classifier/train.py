@@ -22,8 +22,8 @@ from tqdm import tqdm
 from umnist import config, hardware
 from umnist.classifier.config import ClassifierConfig
 from umnist.classifier.data import CropStream, read_index
-from umnist.classifier.model import DigitNet, load_init_weights, read_classifier_weights, save_weights
 from umnist.classifier.inference import autocast
+from umnist.classifier.model import DigitNet, load_init_weights, read_classifier_weights, save_weights
 from umnist.errors import UmnistError
 from umnist.fileio import write_json, write_text
 from umnist.labels import NUM_CLASSES

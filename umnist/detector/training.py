@@ -197,29 +197,17 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
     started = monotonic()
     data_dir, out = Path(data_dir), Path(out_dir)
     last = out / "weights" / "last.pt"
+    start_epoch = _start_epoch(out, last, resume)
+    if start_epoch is None:
+        return _finish_killed_run(out, started)
     if resume:
-        if not last.is_file():
-            raise UmnistError(f"{last}: nothing to resume (no last checkpoint in {out})")
-        ckpt = read_yolo_checkpoint(last)
-        if ckpt.get("optimizer") is None:
-            if (out / "summary.json").is_file():
-                raise UmnistError(f"{last}: final weights, nothing to resume ({_summary_reason(out)})")
-            return _finish_killed_run(out, started)
-        profile, start_epoch = out / "config.yaml", ckpt["epoch"] + 1
-        del ckpt
-    elif last.is_file():
-        raise UmnistError(f"{out}: holds a training run already; pass --resume to continue it or another --out")
-    else:
-        start_epoch = 0
+        profile = out / "config.yaml"
     cfg = config.resolve(DetectorConfig, "detector", profile, **overrides)
     if resume and start_epoch >= cfg.epochs:  # killed after its last epoch's checkpoint, before the finish
         return _finish_killed_run(out, started)
     if weights is not None and not resume:
         read_yolo_checkpoint(weights, num_classes=None)
-    # Either the synth stage's output folder or its detection/ folder (what the pipeline passes on).
-    detection = data_dir / "detection" if (data_dir / "detection").is_dir() else data_dir
-    if not (detection / "images").is_dir():
-        raise UmnistError(f"{data_dir}: no detection/images folder (expected the synth stage's output)")
+    detection = _detection_folder(data_dir)
 
     train_module = yolo_compat.yolov5_train()
     from yolov5.utils.callbacks import Callbacks
@@ -253,6 +241,32 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
         "batch": batch, "device": str(device), "amp": device.type == "cuda",
         "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)})
     return out
+
+
+def _start_epoch(out: Path, last: Path, resume: bool) -> int | None:
+    """The 0-based epoch the run starts at: 0 for a new run, the one after last.pt's on resume; None when a
+    resumed run only needs finishing (killed after its final weights, before its summary)."""
+    if not resume:
+        if last.is_file():
+            raise UmnistError(f"{out}: holds a training run already; pass --resume to continue it or another --out")
+        return 0
+    if not last.is_file():
+        raise UmnistError(f"{last}: nothing to resume (no last checkpoint in {out})")
+    ckpt = read_yolo_checkpoint(last)
+    if ckpt.get("optimizer") is None:
+        if (out / "summary.json").is_file():
+            raise UmnistError(f"{last}: final weights, nothing to resume ({_summary_reason(out)})")
+        return None
+    return ckpt["epoch"] + 1
+
+
+def _detection_folder(data_dir: Path) -> Path:
+    """The detection/ folder of a synth output folder, or `data_dir` itself when it is one (what the pipeline
+    passes on)."""
+    detection = data_dir / "detection" if (data_dir / "detection").is_dir() else data_dir
+    if not (detection / "images").is_dir():
+        raise UmnistError(f"{data_dir}: no detection/images folder (expected the synth stage's output)")
+    return detection
 
 
 def _write_summary(out: Path, reason: str, rows: list[dict], cfg: DetectorConfig, started: float,
