@@ -37,8 +37,11 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     """Train on `crops_dir` (a synth `crops/` folder) into `out_dir`; returns the summary written there."""
     started = time.monotonic()
     out = Path(out_dir)
-    cfg, model, optimizer, state = _open_run(out, crops_dir, profile, init_weights, resume, overrides)
+    # Config errors first, then input errors, and only then the first write (a failed start leaves nothing).
+    profile = _run_profile(out, profile, resume)
+    cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
     train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
+    model, optimizer, state = _open_run(out, cfg, crops_dir, profile, init_weights, resume)
     device = hardware.torch_device(cfg.device)
     rows = state["rows"]
     model.to(device)
@@ -104,16 +107,20 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     return summary
 
 
-def _open_run(out: Path, crops_dir, profile, init_weights, resume: bool, overrides: dict):
-    """The run's config (its own config.yaml on resume), model, optimizer and `state`, restored from last.pt
-    on resume; refuses to start over a finished or unfinished run without `resume`."""
+def _run_profile(out: Path, profile, resume: bool):
+    """The profile of the run: the run's own config.yaml on resume. Refuses to resume nothing, or to start
+    over a run without `resume`."""
     if resume:
         if not (out / "last.pt").is_file():
             raise UmnistError(f"{out / 'last.pt'}: nothing to resume")
-        profile = out / "config.yaml"
-    elif (out / "last.pt").is_file():
+        return out / "config.yaml"
+    if (out / "last.pt").is_file():
         raise UmnistError(f"{out}: holds a run already (last.pt); pass --resume or choose another --out")
-    cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
+    return profile
+
+
+def _open_run(out: Path, cfg: ClassifierConfig, crops_dir, profile, init_weights, resume: bool):
+    """The model, optimizer and `state` of the run, restored from last.pt on resume; saves config.yaml."""
     torch.manual_seed(cfg.seed)
     model = DigitNet(cfg.arch, cfg.img_size)
     if init_weights and not resume:
@@ -132,7 +139,7 @@ def _open_run(out: Path, crops_dir, profile, init_weights, resume: bool, overrid
         if "rows" not in last["resume"]:  # a last.pt from umnist <= 0.1 kept its rows in metrics.csv only
             state["rows"] = [r for r in _read_metrics(out / "metrics.csv") if int(r["epoch"]) <= state["epoch"]]
         _publish_epoch(out, model, state, cfg)
-    return cfg, model, optimizer, state
+    return model, optimizer, state
 
 
 def _train_steps(model: DigitNet, optimizer, stream, steps: int, device: torch.device, fast: bool,
