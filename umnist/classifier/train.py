@@ -3,8 +3,9 @@
 Outputs in `out_dir` (docs/formats.md): `best.pt` (highest validation accuracy), `last.pt` (+ optimizer and
 resume state), `metrics.csv` (one row per epoch), `confusion.csv` (10x10 on val for the best weights),
 `summary.json` (why it stopped, best epoch, speed) and `config.yaml`. A run stops when its epochs are done or
-when `max_minutes` would be exceeded by the next step plus a validation; `resume=True` continues from
-`last.pt` with the run's own `config.yaml` (keyword overrides still apply, e.g. more epochs or minutes).
+when `max_minutes` would be exceeded by the next step plus the end of the epoch (`TimeBudget`);
+`resume=True` continues from `last.pt` with the run's own `config.yaml` (keyword overrides still apply, e.g.
+more epochs or minutes).
 """
 
 import csv
@@ -58,8 +59,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
     val_loader = DataLoader(CropStream(val_shards, cfg, train=False), batch_size=cfg.batch * 2, **loader_args)
     val_count = sum(s.count for s in val_shards)
     steps = math.ceil((cfg.epoch_images or sum(s.count for s in train_shards)) / cfg.batch)
-    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
-    val_seconds = None
+    budget = TimeBudget(started, cfg.max_minutes, val_count)
     stop_reason = "epochs"
 
     for epoch in range(state["epoch"], cfg.epochs):
@@ -67,12 +67,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         for group in optimizer.param_groups:
             group["lr"] = lr
         epoch_start = time.monotonic()
-
-        def out_of_time(seen: int, val_seconds=val_seconds, epoch_start=epoch_start) -> bool:
-            need = _val_estimate(val_seconds, val_count, seen, epoch_start)
-            return deadline is not None and time.monotonic() + need > deadline
-
-        loss_sum, seen = _train_steps(model, optimizer, stream, steps, device, fast, out_of_time,
+        loss_sum, seen = _train_steps(model, optimizer, stream, steps, device, fast, budget,
                                       desc=f"epoch {epoch + 1}/{cfg.epochs}")
         if seen < steps * cfg.batch:
             stop_reason = "max_minutes"
@@ -80,6 +75,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
             break
         train_seconds = time.monotonic() - epoch_start
         accuracy, confusion, background_prob, val_seconds = evaluate(model, val_loader, device, fast)
+        finish_start = time.monotonic() - val_seconds
         rows.append({"epoch": epoch + 1, "loss": round(loss_sum / seen, 5), "val_accuracy": round(accuracy, 5),
                      "val_background_prob": None if background_prob is None else round(background_prob, 4),
                      "lr": lr, "seconds": round(train_seconds + val_seconds, 2),
@@ -93,6 +89,7 @@ def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str
         save_weights(out / "last.pt", model, meta=_meta(epoch + 1, accuracy, cfg),
                      optimizer=optimizer.state_dict(), resume=dict(state))
         _publish_epoch(out, model, state, cfg)
+        budget.finished_epoch(time.monotonic() - finish_start)
         if stop_reason != "epochs":
             break
 
@@ -143,14 +140,15 @@ def _open_run(out: Path, cfg: ClassifierConfig, crops_dir, profile, init_weights
 
 
 def _train_steps(model: DigitNet, optimizer, stream, steps: int, device: torch.device, fast: bool,
-                 out_of_time, desc: str) -> tuple[float, int]:
-    """Up to `steps` optimiser steps on batches of `stream`, stopping early when `out_of_time(seen)`;
-    returns the summed loss and the number of images seen."""
+                 budget: "TimeBudget", desc: str) -> tuple[float, int]:
+    """Up to `steps` optimiser steps on batches of `stream`, stopping early when `budget` has no room for
+    one more step and the end of the epoch; returns the summed loss and the number of images seen."""
     model.train()
     loss_sum, seen = torch.zeros((), device=device), 0
     for _ in tqdm(range(steps), desc=desc, leave=False, disable=None):
-        if out_of_time(seen):
+        if budget.out_of_time():
             break
+        step_start = time.monotonic()
         images, labels = next(stream)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
@@ -163,17 +161,37 @@ def _train_steps(model: DigitNet, optimizer, stream, steps: int, device: torch.d
         optimizer.step()
         loss_sum += loss.detach() * len(labels)
         seen += len(labels)
+        budget.stepped(time.monotonic() - step_start, len(labels))
     return loss_sum.item(), seen
 
 
-def _val_estimate(val_seconds: float | None, val_count: int, seen: int, epoch_start: float) -> float:
-    """Seconds the next validation will take: the last one's, else guessed from the training speed
-    (inference runs about 3x faster than a training step per image), plus a margin for saving weights."""
-    if val_seconds is not None:
-        return val_seconds * 1.2 + 2
-    if not seen:
-        return 0.0
-    return val_count / (3 * seen / (time.monotonic() - epoch_start)) + 2
+class TimeBudget:
+    """`max_minutes` as a decision before each step: is there room for one more step and for the end of the
+    epoch (validation and the saves)? Both are measured: the slowest recent step, and the last end of epoch
+    (before the first, guessed from the training speed: inference runs about 3x faster than a training step
+    per image, plus 2 s for the saves). Everything from the call of train() counts, start-up included."""
+
+    def __init__(self, started: float, max_minutes: float | None, val_count: int, clock=time.monotonic):
+        self.clock = clock
+        self.deadline = started + max_minutes * 60 if max_minutes else None
+        self.val_count = val_count
+        self.step_seconds: list[float] = []
+        self.images_per_s: float | None = None
+        self.finish_seconds: float | None = None
+
+    def stepped(self, seconds: float, images: int) -> None:
+        self.step_seconds = (self.step_seconds + [seconds])[-20:]
+        self.images_per_s = images / max(seconds, 1e-6)
+
+    def finished_epoch(self, seconds: float) -> None:
+        self.finish_seconds = seconds
+
+    def out_of_time(self) -> bool:
+        if self.deadline is None or not self.step_seconds:
+            return False  # the first step measures the speed; without it nothing can be estimated
+        finish = self.finish_seconds if self.finish_seconds is not None else (
+            self.val_count / (3 * self.images_per_s) + 2)
+        return self.clock() + max(self.step_seconds) + 1.2 * finish > self.deadline
 
 
 def digit_or_background_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
