@@ -1,3 +1,4 @@
+import argparse
 import dataclasses
 from typing import Literal
 
@@ -38,6 +39,20 @@ def test_build_rejects(values, message):
 def test_build_accepts_and_converts():
     cfg = build(ToyConfig, {"ratio": 1, "sizes": [4, 5], "name": "x"}, "here")
     assert cfg.ratio == 1 and cfg.sizes == (4, 5) and cfg.name == "x" and cfg.count == 3
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--sizes", "7"], {"sizes": [7]}),            # one bare item is a list of one
+    (["--sizes", "[7, 8]"], {"sizes": [7, 8]}),
+    (["--count", "4", "--name", "x"], {"count": 4, "name": "x"}),
+    ([], {}),
+])
+def test_command_line_overrides(flags, expected):
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser, ToyConfig)
+    overrides = config.overrides_from_args(parser.parse_args(flags))
+    assert overrides == expected
+    assert build(ToyConfig, overrides, "flags")
 
 
 def test_profiles_resolve():

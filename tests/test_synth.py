@@ -16,7 +16,7 @@ from umnist.synth.backgrounds import BACKGROUNDS
 from umnist.synth.config import SynthConfig
 from umnist.synth.generate import _split_mnist, raw_mnist_crop
 from umnist.synth.scenes import DigitPlanner, ScenePlan, digit_mask, largest_empty_rectangle, place_boxes, render_scene
-from umnist.synth.training_crops import BACKGROUND_MAX_SHARE, background_squares, jitter_boxes
+from umnist.synth.training_crops import BACKGROUND_MAX_SHARE, background_squares, edge_points, jitter_boxes
 
 
 @pytest.fixture(scope="module", params=["solution", "competition"])
@@ -243,6 +243,31 @@ def test_background_squares_hold_no_digit(seed):
         for a1, b1, a2, b2 in digits:
             overlap = max(0, min(x2, a2) - max(x1, a1)) * max(0, min(y2, b2) - max(y1, b1))
             assert overlap <= BACKGROUND_MAX_SHARE * min((x2 - x1) ** 2, (a2 - a1) ** 2)
+
+
+def test_edge_points_are_the_shapes_outlines_outside_the_digits():
+    scene = np.zeros((100, 100), np.uint8)
+    scene[20:60, 30:70] = 255  # a white block: its outline is the only edge
+    scene[80:90, 80:90] = 255  # inside a digit box: not an edge of the background
+    points = {tuple(p) for p in edge_points(scene, np.array([[75, 75, 95, 95]]))}
+    # a pixel is an edge where its right or lower neighbour differs: the block's outline, nothing else
+    outline = ({(29, y) for y in range(20, 60)} | {(69, y) for y in range(20, 60)}
+               | {(x, 19) for x in range(30, 70)} | {(x, 59) for x in range(30, 70)})
+    assert points == outline
+
+
+def test_edge_anchored_background_squares_hold_an_edge_and_no_digit():
+    rng = np.random.default_rng(0)
+    scene = np.zeros((320, 320), np.uint8)
+    scene[:, 200:] = 255  # one vertical edge at x = 199/200
+    digits = np.array([[10, 10, 60, 60]])
+    edges = edge_points(scene, digits)
+    anchored = background_squares(rng, digits, 100, 6, 320, edges, edge_share=1.0)
+    assert len(anchored) == 100
+    holds_edge = [scene[y1:y2, x1:x2].min() != scene[y1:y2, x1:x2].max() for x1, y1, x2, y2 in anchored]
+    assert all(holds_edge)
+    anywhere = background_squares(rng, digits, 100, 6, 320, edges, edge_share=0.0)
+    assert np.mean([scene[y1:y2, x1:x2].min() != scene[y1:y2, x1:x2].max() for x1, y1, x2, y2 in anywhere]) < 0.7
 
 
 def test_jittered_boxes_stay_within_the_jitter():

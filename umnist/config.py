@@ -215,12 +215,20 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
     parser.add_argument("--profile", default="tiny",
                         help="profile name in configs/ or a YAML path, e.g. a saved config.yaml (default: tiny)")
     group = parser.add_argument_group(f"{cls.__name__} (override the profile)")
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         text = f.metadata.get("help", "").replace("%", "%%")  # argparse reads % as a format directive
         if f.default is not dataclasses.MISSING:
             text += f" [full: {f.default!r}]"
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", type=yaml.safe_load,
-                           default=None, metavar="V", help=text)
+        is_list = typing.get_origin(hints[f.name]) is tuple
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}",
+                           type=_yaml_list if is_list else yaml.safe_load, default=None, metavar="V", help=text)
+
+
+def _yaml_list(text: str):
+    """A list flag's value: YAML (`[train, test]`), one bare item (`test`) being a list of one."""
+    value = yaml.safe_load(text)
+    return value if isinstance(value, list) else [value]
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:

@@ -49,6 +49,10 @@ class SynthConfig:
         "the digit crops. The classifier learns to spread its probability over all ten digits on them, so "
         "postprocess's probability floor drops the background the detector mistakes for a digit (the write-up "
         "relies on the classifier's low confidence there); 0 = digits only, as the winner trained")
+    background_edge_share: float = opt(
+        0.5, "share of the background crops centred on an edge of the background's shapes (thin slivers, "
+        "corners, arcs: where a detector's false boxes fall and a plain square teaches nothing); the others "
+        "fall anywhere. Only with crops_background > 0")
     crops_mnist: bool = opt(True, "add raw MNIST digits resized to crop_size to the crop set (write-up: 70k)")
     mnist_crops_per_class: int | None = opt(
         None, "cap on raw-MNIST crops per class; None = as many as the rarest class has (balanced)")
@@ -106,6 +110,8 @@ class SynthConfig:
             problems.append(f"crop_jitter={self.crop_jitter} must be within [0, 0.5)")
         if self.crops_background < 0:
             problems.append(f"crops_background={self.crops_background} must not be negative")
+        if not 0 <= self.background_edge_share <= 1:
+            problems.append(f"background_edge_share={self.background_edge_share} must be within [0, 1]")
         if self.crop_size and self.crop_shard_size < 1:
             problems.append("crop_shard_size must be at least 1")
         if set(self.mnist_splits) - {"train", "test"} or not self.mnist_splits:
