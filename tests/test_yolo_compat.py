@@ -1,5 +1,6 @@
 """The yolov5 compatibility fixes: applied in a fresh process, and the full unpickler kept to named files."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -105,3 +106,34 @@ def test_checkpoint_saves_are_atomic_while_training(tmp_path):
             torch.save({"epoch": 1, "w": torch.ones(1000), "x": Unpicklable()}, last)
     assert torch.load(last, weights_only=True)["epoch"] == 0
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt"]
+
+
+def _module_from_source(tmp_path, name: str, source: str):
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nominal_batch_is_read_from_the_options(tmp_path):
+    module = _module_from_source(tmp_path, "fake_train", "def train(hyp, opt, device, callbacks):\n"
+                                 f"    {yolo_compat.NOMINAL_BATCH_LINE}\n    return nbs\n")
+    yolo_compat._nominal_batch_from_opt(module)
+    assert module.train(None, argparse.Namespace(nominal_batch=16), None, None) == 16
+    assert module.train(None, argparse.Namespace(), None, None) == 64  # unset: yolov5's constant
+
+
+def test_a_yolov5_without_the_nominal_batch_line_is_refused(tmp_path):
+    module = _module_from_source(tmp_path, "other_train", "def train(hyp, opt, device, callbacks):\n"
+                                 "    nbs = 32\n    return nbs\n")
+    with pytest.raises(RuntimeError, match="not the 7.0.x umnist supports"):
+        yolo_compat._nominal_batch_from_opt(module)
+
+
+def test_the_installed_yolov5_reads_the_nominal_batch():
+    train = yolo_compat.yolov5_train().train
+    assert train.umnist_nominal_batch and "nominal_batch" in train.__code__.co_consts

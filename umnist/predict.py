@@ -15,11 +15,12 @@ from pathlib import Path
 from umnist import config, infer, postprocess, score
 
 
-def run(detector: str | os.PathLike, classifier: str | os.PathLike, images: str | os.PathLike,
-        out_dir: str | os.PathLike, labels: str | os.PathLike | None = None, boxes: str | os.PathLike | None = None,
-        profile: str | os.PathLike = "tiny", resume: bool = False, progress: bool = True,
-        subset: bool = False, **infer_overrides) -> dict | None:
-    """Run the three stages into `out_dir`; return the metrics when `labels` is given."""
+def run(images: str | os.PathLike, detector: str | os.PathLike, classifier: str | os.PathLike,
+        out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny", *,
+        labels: str | os.PathLike | None = None, boxes: str | os.PathLike | None = None, subset: bool = False,
+        resume: bool = False, progress: bool = True, **infer_overrides) -> dict | None:
+    """Run the three stages into `out_dir` (inputs as infer takes them); return the metrics when `labels` is
+    given."""
     out = Path(out_dir)
     detections = infer.run(images, detector, classifier, out, profile, resume=resume, progress=progress,
                            **infer_overrides)
@@ -41,8 +42,9 @@ def register(sub) -> None:
 
 
 def run_cli(args) -> int:
-    metrics = run(args.detector, args.classifier, args.images, args.out, args.labels, args.boxes, args.profile,
-                  args.resume, not args.no_progress, args.subset, **config.overrides_from_args(args))
+    metrics = run(args.images, args.detector, args.classifier, args.out, args.profile, labels=args.labels,
+                  boxes=args.boxes, subset=args.subset, resume=args.resume, progress=not args.no_progress,
+                  **config.overrides_from_args(args))
     out = Path(args.out)
     print(f"wrote {out / 'submission.csv'}")
     if metrics is not None:

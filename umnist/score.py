@@ -265,7 +265,7 @@ def size_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd.
     return result, missed
 
 
-def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike,
+def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike, *,
         boxes_csv: str | os.PathLike | None = None, images_dir: str | os.PathLike | None = None,
         gallery_limit: int = 200, subset: bool = False) -> dict:
     """Score a postprocess output (its directory, or the pair of tables) against `labels_csv`.
@@ -321,7 +321,7 @@ def register(sub) -> None:
 
 
 def run_cli(args) -> int:
-    metrics = run(args.predictions, args.labels, args.out, args.boxes, args.images, args.gallery_limit,
-                  args.subset)
+    metrics = run(args.predictions, args.labels, args.out, boxes_csv=args.boxes, images_dir=args.images,
+                  gallery_limit=args.gallery_limit, subset=args.subset)
     print(f"{metrics['images']} images: {ladder_text(metrics, 4)}; wrote {Path(args.out) / 'report.html'}")
     return 0

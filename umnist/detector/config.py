@@ -34,6 +34,10 @@ class DetectorConfig:
         2, "images per batch: the winner's GPU fitted 2 at 2560 (yolov5 accumulates gradients up to a nominal "
         "batch of 64); 'auto' = as many as fit in 60 % of the GPU's memory by a per-model estimate, at most 64 "
         f"({AUTO_CPU_BATCH} without a GPU)")
+    nominal_batch: int = opt(
+        64, "images per optimiser step: yolov5 accumulates the gradients of batches up to this many (its "
+        "constant 64, the winner's); a batch of at least this many steps every batch. A short CPU run wants a "
+        "step per batch: with 16 images per batch, 64 leaves it a quarter of the steps")
     epochs: int = opt(100, "training epochs (the winner: SGD, 100 epochs, stopped early on the objectness loss)")
     optimizer: Literal["SGD", "Adam", "AdamW"] = opt("SGD", "optimizer (the winner's SGD)")
     lr0: float = opt(0.01, "initial learning rate (yolov5's SGD default)")
@@ -82,7 +86,7 @@ class DetectorConfig:
             problems.append(f"img_size={self.img_size} must be a multiple of 32, at least 64")
         if self.batch != "auto" and self.batch < 1:
             problems.append(f"batch={self.batch} must be at least 1 (or auto)")
-        for name in ("epochs", "max_det"):
+        for name in ("epochs", "max_det", "nominal_batch"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.workers < 0:

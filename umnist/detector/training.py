@@ -68,7 +68,8 @@ def _yolov5_options(train_module, cfg: DetectorConfig, batch: int, out: Path, da
         sys.argv = argv
     opt.__dict__.update(
         data=str(data_yaml), cfg=model_yaml, weights=weights, resume=resume, hyp=cfg.hyp(), epochs=cfg.epochs,
-        batch_size=batch, imgsz=cfg.img_size, optimizer=cfg.optimizer, workers=cfg.workers, seed=cfg.seed,
+        batch_size=batch, nominal_batch=cfg.nominal_batch, imgsz=cfg.img_size, optimizer=cfg.optimizer,
+        workers=cfg.workers, seed=cfg.seed,
         save_dir=str(out), exist_ok=True, device="",
         noplots=True,  # plots cost minutes at 2560 and nothing reads them
         noval=False,  # noval=True crashes in yolov5 7.0.14; validation also gives the per-epoch metrics
