@@ -115,6 +115,7 @@ def test_background_loss_is_cross_entropy_for_digits_and_uniform_for_background(
     assert digit_or_background_loss(uniform, torch.tensor([10, 10])).item() == pytest.approx(np.log(10))
 
 
+@pytest.mark.slow
 def test_background_crops_teach_the_classifier_to_be_unsure(mnist_dir, tmp_path):
     """With background crops (label 10) in the set, the top probability on val background falls towards 0.1
     (unsure), which is what postprocess's floor reads; digit accuracy is scored on digits alone."""

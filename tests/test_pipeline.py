@@ -201,6 +201,7 @@ def test_data_loading_steps_get_a_memory_backed_shm_and_their_cpu_count(compiled
         assert env(spec, name)["UMNIST_CPUS"] == env(spec, name)["OMP_NUM_THREADS"] == cpus, name
 
 
+@pytest.mark.slow
 def test_store_endpoint_follows_the_kfp_release(compiled, tmp_path):
     """2.14 MinIO and 2.15 SeaweedFS answer at minio-service; 2.16+ has only seaweedfs."""
     assert env(compiled["spec"], "synth")["UMNIST_S3_ENDPOINT"] == "http://seaweedfs.kubeflow:9000"

@@ -97,6 +97,7 @@ def test_no_overlaps_and_sizes_within_bounds(dataset):
                 assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["solution", "competition"])
 def test_digit_sizes_follow_the_law_of_their_mode_at_full_size(mode):
     """'solution': the winner's cells up to half the side, so digits reach ~2000 px of 4000 and spread over the

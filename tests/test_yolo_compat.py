@@ -46,6 +46,7 @@ def yolov5_model(module: str = "yolov5.models.yolo"):
     return model_class(str(Path(train.__file__).parent / "models" / "yolov5n.yaml"), nc=10)
 
 
+@pytest.mark.slow
 def test_fixes_in_a_fresh_process(tmp_path):
     original = tmp_path / "original_repo_layout.pt"
     torch.save({"model": yolov5_model("models.yolo").half(), "epoch": -1, "optimizer": None}, original)
