@@ -31,9 +31,9 @@ class DetectorConfig:
     img_size: int = opt(2560, "train and detect side in px: the whole 4000 px image at 2560 keeps 14 px digits "
                         "about 9 px, still detectable (a multiple of 32, the model's largest stride)")
     batch: int | Literal["auto"] = opt(
-        2, "images per batch: the winner's GPU fitted 2 at 2560 (yolov5 accumulates gradients up to a nominal "
-        "batch of 64); 'auto' = as many as fit in 60 % of the GPU's memory by a per-model estimate, at most 64 "
-        f"({AUTO_CPU_BATCH} without a GPU)")
+        2, "images per batch: the winner's GPU fitted 2 at 2560 (yolov5 accumulates gradients up to "
+        "`nominal_batch` images per step); 'auto' = as many as fit in 60 % of the GPU's memory by a per-model "
+        f"estimate, at most 64 ({AUTO_CPU_BATCH} without a GPU)")
     nominal_batch: int = opt(
         64, "images per optimiser step: yolov5 accumulates the gradients of batches up to this many (its "
         "constant 64, the winner's); a batch of at least this many steps every batch. A short CPU run wants a "
