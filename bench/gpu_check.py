@@ -33,7 +33,7 @@ import threading
 import time
 from pathlib import Path
 
-from umnist import hardware, layout
+from umnist import flow, hardware, layout
 from umnist.errors import UmnistError
 from umnist.fileio import write_json
 from umnist.heldout import heldout_files, heldout_overrides
@@ -210,13 +210,13 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def mnist_overrides(mnist: str | None) -> tuple[list[str], list[str]]:
-    """`--mnist DIR` and, when the directory holds only the test split, `--mnist-splits [test]`."""
+def mnist_overrides(mnist: str | None) -> tuple[Path, list[str]]:
+    """The MNIST directory (absolute) and, when it holds only the test split, `--mnist-splits [test]`."""
     from umnist.mnist import mnist_dir
 
     root = mnist_dir(mnist).resolve()  # the stages run with the output folder as their working directory
     splits = [s for s, prefix in (("train", "train"), ("test", "t10k")) if any(root.glob(f"{prefix}-images-idx3*"))]
-    return ["--mnist", str(root)], ([] if "train" in splits else ["--mnist-splits", json.dumps(splits)])
+    return root, ([] if "train" in splits else ["--mnist-splits", json.dumps(splits)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,13 +256,15 @@ def main(argv: list[str] | None = None) -> int:
 def phases(check: Check, args) -> None:
     out, profile, report = check.out, ["--profile", args.profile], check.report
     mnist, splits = mnist_overrides(args.mnist)
-    data, heldout = out / "data", out / "heldout"
-    for path in (data, heldout, out / "detector", out / "classifier", out / "predict"):
+    # The steps of umnist.flow this check runs, and their folders; `predict` runs infer, postprocess and score.
+    folders = {"synth": out / "data", "train-detector": out / "detector", "train-classifier": out / "classifier"}
+    data, heldout = folders["synth"], out / "heldout"
+    for path in (*folders.values(), heldout, out / "predict"):
         shutil.rmtree(path, ignore_errors=True)
 
     deadline = phase_deadline(check.started, check.budget_s, "synth")
-    if check.run("synth", {"synth": ["synth", "--out", str(data), *mnist, *splits, *profile, "--no-progress"]},
-                 deadline):
+    synth = [*flow.command("synth", folders, {"mnist": mnist}), *splits, *profile, "--no-progress"]
+    if check.run("synth", {"synth": synth}, deadline):
         manifest = _read_json(data / "manifest.json")
         scenes = sum(s["scenes"] for s in manifest["splits"].values())
         report["synth"] = {"scenes": scenes, "crops": sum(s["crops"] for s in manifest["splits"].values()),
@@ -271,7 +273,8 @@ def phases(check: Check, args) -> None:
         check.write()
 
     deadline = phase_deadline(check.started, check.budget_s, "heldout")
-    check.run("heldout", {"heldout": ["synth", "--out", str(heldout), *mnist, *splits, *profile, "--no-progress",
+    heldout_synth = flow.command("synth", {"synth": heldout}, {"mnist": mnist})
+    check.run("heldout", {"heldout": [*heldout_synth, *splits, *profile, "--no-progress",
                                       *_flags(heldout_overrides(args.heldout, args.heldout_size))]}, deadline)
 
     deadline = phase_deadline(check.started, check.budget_s, "train")
@@ -282,16 +285,13 @@ def phases(check: Check, args) -> None:
         check.skip("train", f"no time left for training ({minutes} min)")
     else:
         report["train_max_minutes"] = minutes
-        check.run("train", {
-            "train-detector": ["train-detector", "--data", str(data), "--out", str(out / "detector"), *profile,
-                               "--max-minutes", str(minutes)],
-            "train-classifier": ["train-classifier", "--crops", str(data / "crops"), "--out",
-                                 str(out / "classifier"), *profile, "--max-minutes", str(minutes)]}, deadline)
-        report["detector"] = _read_json(out / "detector" / "summary.json")
-        report["classifier"] = _read_json(out / "classifier" / "summary.json")
+        check.run("train", {step: [*flow.command(step, folders, {}), *profile, "--max-minutes", str(minutes)]
+                            for step in ("train-detector", "train-classifier")}, deadline)
+        report["detector"] = _read_json(folders["train-detector"] / "summary.json")
+        report["classifier"] = _read_json(folders["train-classifier"] / "summary.json")
         check.write()
 
-    weights = {stage: layout.weights(stage, out / stage) for stage in ("detector", "classifier")}
+    weights = {stage: layout.weights(stage, folders[f"train-{stage}"]) for stage in ("detector", "classifier")}
     report["weights"] = {name: str(path) if path.is_file() else None for name, path in weights.items()}
     held = heldout_files(heldout)
     missing = [str(p) for p in (*weights.values(), held["labels"]) if not p.is_file()]
@@ -299,10 +299,10 @@ def phases(check: Check, args) -> None:
         check.skip("predict", f"missing {', '.join(missing)}")
         return
     deadline = phase_deadline(check.started, check.budget_s, "predict")
-    check.run("predict", {"predict": [
-        "predict", "--detector", str(weights["detector"]), "--classifier", str(weights["classifier"]),
-        "--images", str(held["images"]), "--labels", str(held["labels"]), "--boxes", str(held["boxes"]),
-        "--out", str(out / "predict"), *profile, "--no-progress"]}, deadline)
+    # `umnist predict` takes infer's inputs and score's run inputs, and writes the three steps' files in one folder.
+    infer = flow.command("infer", {**folders, "infer": out / "predict"}, held)
+    check.run("predict", {"predict": ["predict", *infer[1:], "--labels", str(held["labels"]),
+                                      "--boxes", str(held["boxes"]), *profile, "--no-progress"]}, deadline)
     report["infer"] = _read_json(out / "predict" / "infer_stats.json")
     metrics = _read_json(out / "predict" / "metrics.json")
     if metrics is not None:

@@ -22,11 +22,10 @@ from pathlib import Path
 from umnist import infer, postprocess
 images, detector, classifier, out, profile = sys.argv[1:6]
 start = time.perf_counter()
-infer.run(images, detector, classifier, out, profile, progress=False)
+stats = infer.run(images, detector, classifier, out, profile, progress=False)["speed"]
 middle = time.perf_counter()
-postprocess.run(Path(out) / "detections.parquet", out, profile)
+postprocess.run(out, out, profile)
 end = time.perf_counter()
-stats = json.loads((Path(out) / "infer_stats.json").read_text())
 import resource
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({**stats, "infer_seconds": middle - start, "postprocess_seconds": end - middle, "peak_mib": peak}))
@@ -66,7 +65,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        synth.run(data, "full", mnist=args.mnist, progress=False, mode="competition", scene_size=args.size,
+        synth.run(args.mnist, data, "full", progress=False, mode="competition", scene_size=args.size,
                   scenes_train=max(args.images), empty_train=0, scenes_val=0, mnist_splits=["test"], crop_size=0,
                   seed=7)
         all_images = sorted((data / "detection" / "images" / "train").glob("*.jpg"))

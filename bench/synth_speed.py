@@ -27,7 +27,7 @@ def main() -> None:
         for workers in args.workers:
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                synth.run(Path(tmp) / "data", profile="full", mnist=args.mnist, workers=workers, progress=False,
+                synth.run(args.mnist, Path(tmp) / "data", "full", workers=workers, progress=False,
                           mode=args.mode, scene_size=size, scenes_train=args.scenes, empty_train=args.scenes // 10,
                           scenes_val=0, mnist_splits=["test"], crops_mnist=False)
                 seconds = time.perf_counter() - start

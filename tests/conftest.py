@@ -58,7 +58,9 @@ def tiny_data(mnist_dir, tmp_path_factory) -> Path:
     """The `tiny` profile's synthetic data set from the real synth stage (about a second)."""
     from umnist import synth
 
-    return synth.run(tmp_path_factory.mktemp("synth") / "data", "tiny", mnist=mnist_dir, workers=1, progress=False)
+    out = tmp_path_factory.mktemp("synth") / "data"
+    synth.run(mnist_dir, out, "tiny", workers=1, progress=False)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +72,10 @@ def tiny_crops(tiny_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_crops, tmp_path_factory) -> tuple[Path, dict]:
     """A classifier trained with the whole `tiny` profile (about 20 s on 2 cores): its folder and summary."""
-    from umnist.classifier.train import train
+    from umnist import classifier
 
     out = tmp_path_factory.mktemp("classifier") / "run"
-    return out, train(tiny_crops, out, "tiny")
+    return out, classifier.run(tiny_crops, out, "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +84,9 @@ def tiny_detector_data(mnist_dir, tmp_path_factory) -> Path:
     from umnist import synth
 
     out = tmp_path_factory.mktemp("synth-detector") / "data"
-    return synth.run(out, "tiny", mnist=mnist_dir, workers=2, progress=False, scenes_train=12, empty_train=2,
-                     scenes_val=4, crops_mnist=False)
+    synth.run(mnist_dir, out, "tiny", workers=2, progress=False, scenes_train=12, empty_train=2, scenes_val=4,
+              crops_mnist=False)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -91,5 +94,6 @@ def tiny_detector(tiny_detector_data, tmp_path_factory) -> Path:
     """A finished tiny detector run (2 epochs, the objectness stop switched off): its output folder."""
     from umnist import detector
 
-    return detector.train(tiny_detector_data, tmp_path_factory.mktemp("detector") / "run", "tiny", epochs=2,
-                          obj_loss_stop=0)
+    out = tmp_path_factory.mktemp("detector") / "run"
+    detector.run(tiny_detector_data, out, "tiny", epochs=2, obj_loss_stop=0)
+    return out

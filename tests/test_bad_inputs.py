@@ -247,8 +247,8 @@ CASES = [
     pytest.param(command("postprocess", "--detections", "{tmp}/d.parquet", "--out", "{tmp}/out", "--min-prob",
                          "-0.1", named="min_prob=-0.1"), r"must be in \[0, 1\]", id="config-threshold-below-0"),
     pytest.param(command("infer", "--images", "{tmp}", "--detector", "d.pt", "--classifier", "c.pt", "--out",
-                         "{tmp}/out", "--shard", "2", "--shards", "2", named="shard=2"), "within 0..1",
-                 id="config-shard-out-of-range"),
+                         "{tmp}/out", "--part", "2", "--parts", "2", named="part=2"), "within 0..1",
+                 id="config-part-out-of-range"),
     # MNIST files
     pytest.param(damaged_mnist(lambda raw: b"\x00\x00\x08\x01" + raw[4:], "mnist"), "wrong magic number",
                  id="mnist-wrong-magic"),

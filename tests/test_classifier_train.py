@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from umnist.classifier.train import TimeBudget, digit_or_background_loss, train
+from umnist import classifier
+from umnist.classifier.train import TimeBudget, digit_or_background_loss
 from umnist.cli import main
 from umnist.errors import UmnistError
 
@@ -32,12 +33,12 @@ def test_tiny_profile_learns_the_digits(tiny_classifier):
 
 
 def test_resume_continues_the_run(tiny_crops, tmp_path):
-    first = train(tiny_crops, tmp_path, "tiny", epochs=2, max_minutes=None, **QUICK)
+    first = classifier.run(tiny_crops, tmp_path, "tiny", epochs=2, max_minutes=None, **QUICK)
     assert first["epochs_done"] == 2
     with pytest.raises(UmnistError, match="holds a run already"):
-        train(tiny_crops, tmp_path, "tiny", **QUICK)
+        classifier.run(tiny_crops, tmp_path, "tiny", **QUICK)
     before = torch.load(tmp_path / "last.pt", weights_only=True)
-    again = train(tiny_crops, tmp_path, resume=True, epochs=3)
+    again = classifier.run(tiny_crops, tmp_path, resume=True, epochs=3)
     assert again["epochs_done"] == 3 and again["stop_reason"] == "epochs"
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -49,12 +50,12 @@ def test_resume_continues_the_run(tiny_crops, tmp_path):
 
 def test_resume_without_a_run(tiny_crops, tmp_path):
     with pytest.raises(UmnistError, match="nothing to resume"):
-        train(tiny_crops, tmp_path, resume=True)
+        classifier.run(tiny_crops, tmp_path, resume=True)
 
 
 def test_max_minutes_stops_cleanly_with_best_weights(tiny_crops, tmp_path):
     started = time.monotonic()
-    summary = train(tiny_crops, tmp_path, "tiny", epochs=100, max_minutes=0.06)
+    summary = classifier.run(tiny_crops, tmp_path, "tiny", epochs=100, max_minutes=0.06)
     elapsed = time.monotonic() - started
     assert summary["stop_reason"] == "max_minutes" and 1 <= summary["epochs_done"] < 100
     assert torch.load(tmp_path / "best.pt", weights_only=True)["meta"]["epoch"] == summary["best_epoch"]
@@ -121,9 +122,10 @@ def test_background_crops_teach_the_classifier_to_be_unsure(mnist_dir, tmp_path)
     (unsure), which is what postprocess's floor reads; digit accuracy is scored on digits alone."""
     from umnist import synth
 
-    data = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, progress=False, workers=1, scenes_train=150,
-                     scenes_val=20, crops_background=1.0, mnist_crops_per_class=200)
-    summary = train(data / "crops", tmp_path / "run", "tiny", epochs=3, epoch_images=2048)
+    data = tmp_path / "data"
+    synth.run(mnist_dir, data, "tiny", progress=False, workers=1, scenes_train=150, scenes_val=20,
+              crops_background=1.0, mnist_crops_per_class=200)
+    summary = classifier.run(data / "crops", tmp_path / "run", "tiny", epochs=3, epoch_images=2048)
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     # Sure of the digits, unsure of the background (a classifier never shown background gives it ~0.9).
     assert summary["best_val_accuracy"] >= 0.7 and float(rows[-1]["val_background_prob"]) < 0.4

@@ -76,6 +76,16 @@ def test_unknown_profile_and_section(tmp_path):
         load_profile(bad)
 
 
+def test_a_renamed_key_fails_with_its_new_name(tmp_path):
+    """infer's shard/shards/part_images became part/parts/chunk_images (one meaning per name): a config.yaml
+    written before says so instead of listing every known key."""
+    old = tmp_path / "old.yaml"
+    old.write_text("infer: {shards: 4, shard: 1, batch_images: 2}\n")
+    with pytest.raises(UmnistError, match=r"old\.yaml, section infer: shard is now called part, shards is now "
+                                          r"called parts$"):
+        resolve(config.section_class("infer"), "infer", old)
+
+
 def test_saved_config_is_a_profile(tmp_path, monkeypatch):
     monkeypatch.setitem(config.SECTIONS, "toy", f"{__name__}:ToyConfig")
     profile = tmp_path / "p.yaml"

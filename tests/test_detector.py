@@ -72,8 +72,8 @@ def test_nominal_batch_sets_the_images_per_optimiser_step(tiny_detector_data, tm
     counted = []
     step = torch.optim.SGD.step
     monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: counted.append(1) or step(self, *a, **k))
-    detector.train(tiny_detector_data, tmp_path / "run", "tiny", epochs=1, batch=2, nominal_batch=nominal_batch,
-                   obj_loss_stop=0)
+    detector.run(tiny_detector_data, tmp_path / "run", "tiny", epochs=1, batch=2, nominal_batch=nominal_batch,
+                 obj_loss_stop=0)
     assert len(counted) == steps
 
 
@@ -97,17 +97,17 @@ def test_resume_after_interruption(tiny_detector_data, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(Callbacks, "run", killed_after_first_checkpoint)
         with pytest.raises(KeyboardInterrupt):
-            detector.train(tiny_detector_data, out, "tiny", epochs=3, obj_loss_stop=0)
+            detector.run(tiny_detector_data, out, "tiny", epochs=3, obj_loss_stop=0)
     assert read_yolo_checkpoint(out / "weights" / "last.pt")["epoch"] == 0
     assert len(read_metrics(out)) == 1 and not (out / "summary.json").exists()
     with pytest.raises(UmnistError, match="--resume"):
-        detector.train(tiny_detector_data, out, "tiny")
+        detector.run(tiny_detector_data, out, "tiny")
 
-    detector.train(tiny_detector_data, out, resume=True)
+    resumed = detector.run(tiny_detector_data, out, resume=True)
     assert [int(r["epoch"]) for r in read_metrics(out)] == [0, 1, 2]
-    assert summary(out)["stop_reason"] == "epochs_done" and summary(out)["epochs_completed"] == 3
+    assert resumed == summary(out) and resumed["stop_reason"] == "epochs_done" and resumed["epochs_completed"] == 3
     with pytest.raises(UmnistError, match="nothing to resume"):
-        detector.train(tiny_detector_data, out, resume=True)
+        detector.run(tiny_detector_data, out, resume=True)
 
 
 @pytest.mark.parametrize("late_at, call, epochs_done", [("on_model_save", 1, 1), ("on_train_batch_end", 1, 0)])
@@ -125,19 +125,19 @@ def test_time_budget_stops_cleanly(tiny_detector_data, tmp_path, monkeypatch, la
     monkeypatch.setattr(callbacks, "run", hour_passes_at)
     monkeypatch.setattr(training, "monotonic", lambda: time.monotonic() + skipped[0])
     out = tmp_path / "run"
-    detector.train(tiny_detector_data, out, "tiny", epochs=100, obj_loss_stop=0, max_minutes=30)
+    detector.run(tiny_detector_data, out, "tiny", epochs=100, obj_loss_stop=0, max_minutes=30)
     assert summary(out)["stop_reason"] == "time_budget" and summary(out)["epochs_completed"] == epochs_done
     assert read_yolo_checkpoint(out / "weights" / "best.pt")["optimizer"] is None
     monkeypatch.undo()
     if epochs_done:  # stopped between epochs: last.pt keeps its training state and the run can go on
         assert read_yolo_checkpoint(out / "weights" / "last.pt")["optimizer"] is not None
-        detector.train(tiny_detector_data, out, resume=True, epochs=epochs_done + 1, max_minutes=None)
+        detector.run(tiny_detector_data, out, resume=True, epochs=epochs_done + 1, max_minutes=None)
         assert summary(out)["stop_reason"] == "epochs_done"
         assert len(read_metrics(out)) == epochs_done + 1
     else:  # stopped inside the first epoch: the weights so far are saved, final
         assert read_yolo_checkpoint(out / "weights" / "last.pt")["optimizer"] is None
         with pytest.raises(UmnistError, match="nothing to resume"):
-            detector.train(tiny_detector_data, out, resume=True)
+            detector.run(tiny_detector_data, out, resume=True)
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def test_bad_weights_give_one_clear_line(kind, message, tiny_detector, tiny_dete
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     if kind != "three_classes":  # fine-tuning from another class count is allowed
         with pytest.raises(UmnistError, match=message):
-            detector.train(tiny_detector_data, tmp_path / "run", "tiny", weights=path)
+            detector.run(tiny_detector_data, tmp_path / "run", "tiny", weights=path)
 
 
 

@@ -2,7 +2,7 @@
 
 Training (detector and classifier) is killed once its first checkpoint exists, i.e. inside a later epoch, and
 must end with the configured number of epochs, each exactly once in metrics.csv. Inference is killed after
-its first part file and must redo only the missing parts, ending with the same table as an uninterrupted run.
+its first chunk file and must redo only the missing chunks, ending with the same table as an uninterrupted run.
 The object-store outages are in tests/test_storage.py (server killed mid-transfer).
 """
 
@@ -78,24 +78,24 @@ def test_classifier_killed_mid_epoch_resumes_to_the_same_epochs(tiny_crops, tmp_
     assert summary["epochs_done"] == 4 and summary["stop_reason"] == "epochs"
 
 
-def test_infer_killed_after_a_part_redoes_only_the_missing_parts(tiny_data, tiny_detector, tiny_classifier,
-                                                                 tmp_path):
+def test_infer_killed_after_a_chunk_redoes_only_the_missing_chunks(tiny_data, tiny_detector, tiny_classifier,
+                                                                   tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     scenes = sorted((tiny_data / "detection" / "images").rglob("*.jpg"))
     for i in range(40):
         shutil.copy(scenes[i % len(scenes)], images / f"img{i:03d}.jpeg")
     models = ["--detector", str(tiny_detector / "weights" / "best.pt"),
-              "--classifier", str(tiny_classifier[0] / "best.pt"), "--part-images", "2", "--no-progress"]
+              "--classifier", str(tiny_classifier[0] / "best.pt"), "--chunk-images", "2", "--no-progress"]
     out = tmp_path / "out"
     kill_when(["infer", "--images", str(images), "--out", str(out), *models],
-              lambda: any((out / ".parts").glob("part-*.parquet")), tmp_path / "log")
-    finished = len(list((out / ".parts").glob("part-*.parquet")))
+              lambda: any((out / ".chunks").glob("chunk-*.parquet")), tmp_path / "log")
+    finished = len(list((out / ".chunks").glob("chunk-*.parquet")))
     assert 1 <= finished < 20 and not (out / "detections.parquet").exists()
 
     assert main(["infer", "--images", str(images), "--out", str(out), "--resume", *models]) == 0
     assert json.loads((out / "infer_stats.json").read_text())["images"] == 40 - 2 * finished
-    assert not (out / ".parts").exists()
+    assert not (out / ".chunks").exists()
     resumed = pd.read_parquet(out / "detections.parquet")
     assert sorted(resumed["image_id"].unique()) == [f"img{i:03d}" for i in range(40)]
     assert not resumed.loc[resumed["empty"], "image_id"].duplicated().any()
@@ -137,25 +137,25 @@ def test_classifier_killed_after_any_write_resumes_to_the_same_run(mnist_dir, tm
     """Every window, not the one a timed kill happens to hit: the run is stopped right after its k-th file
     rename (every output is written to a temporary name and renamed), for every k, then resumed. Each time
     metrics.csv ends with every epoch once, and best.pt, confusion.csv and summary.json agree."""
-    from umnist import synth
-    from umnist.classifier.train import train
+    from umnist import classifier, synth
 
     # A few dozen crops: each of the ~2 x 12 runs below takes a second or two.
-    tiny_crops = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, workers=1, progress=False, scenes_train=8,
-                           empty_train=0, scenes_val=3, crops_mnist=False) / "crops"
+    synth.run(mnist_dir, tmp_path / "data", "tiny", workers=1, progress=False, scenes_train=8, empty_train=0,
+              scenes_val=3, crops_mnist=False)
+    tiny_crops = tmp_path / "data" / "crops"
     args = {"epochs": 3, "epoch_images": 64, "lr_steps": [3e-3]}
     stop_after_writes.arm(0)  # count the trainer's writes only, not synth's
-    train(tiny_crops, tmp_path / "whole", "tiny", **args)
+    classifier.run(tiny_crops, tmp_path / "whole", "tiny", **args)
     writes = list(stop_after_writes.names)
     assert writes.count("last.pt") == 3 and writes[-1] == "summary.json"
     for kill_after in range(1, len(writes)):
         out = tmp_path / f"killed-after-{kill_after}"
         stop_after_writes.arm(kill_after)
         with pytest.raises(_Killed):
-            train(tiny_crops, out, "tiny", **args)
+            classifier.run(tiny_crops, out, "tiny", **args)
         stop_after_writes.arm(0)
         resumable = (out / "last.pt").is_file()
-        summary = train(tiny_crops, out, "tiny", resume=resumable, **({} if resumable else args))
+        summary = classifier.run(tiny_crops, out, "tiny", resume=resumable, **({} if resumable else args))
         assert epochs_in(out / "metrics.csv") == [1, 2, 3], f"killed after {writes[kill_after - 1]}"
         best = torch.load(out / "best.pt", weights_only=True)["meta"]
         assert best["epoch"] == summary["best_epoch"] and best["val_accuracy"] == summary["best_val_accuracy"]
@@ -170,7 +170,7 @@ def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_d
     from umnist import detector
 
     args = {"epochs": 2, "obj_loss_stop": 0}
-    detector.train(tiny_detector_data, tmp_path / "whole", "tiny", **args)
+    detector.run(tiny_detector_data, tmp_path / "whole", "tiny", **args)
     writes = list(stop_after_writes.names)
     final_epoch = len(writes) - writes[::-1].index("metrics.csv")  # writes up to the last epoch's metrics row
     assert writes[-3:] == ["last.pt", "best.pt", "summary.json"], writes
@@ -178,11 +178,11 @@ def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_d
         out = tmp_path / f"killed-after-{kill_after}"
         stop_after_writes.arm(kill_after)
         with pytest.raises(_Killed):
-            detector.train(tiny_detector_data, out, "tiny", **args)
+            detector.run(tiny_detector_data, out, "tiny", **args)
         stop_after_writes.arm(0)
-        detector.train(tiny_detector_data, out, resume=True)
+        summary = detector.run(tiny_detector_data, out, resume=True)
         assert epochs_in(out / "metrics.csv") == [0, 1], f"killed after write {kill_after} of {writes}"
-        summary = json.loads((out / "summary.json").read_text())
+        assert summary == json.loads((out / "summary.json").read_text())
         assert summary["epochs_completed"] == 2 and summary["stop_reason"] == "epochs_done"
         for name in ("last.pt", "best.pt"):
             assert read_yolo_checkpoint(out / "weights" / name)["optimizer"] is None
@@ -190,7 +190,7 @@ def test_detector_killed_around_its_final_saves_resumes_to_a_finished_run(tiny_d
 
 def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data, tiny_detector, tiny_classifier,
                                                                      tmp_path, stop_after_writes):
-    """infer stopped right after each of its file renames (parts, stats, configs, the result), then resumed:
+    """infer stopped right after each of its file renames (chunks, stats, configs, the result), then resumed:
     the table equals an uninterrupted run's, and no image finished before the stop is inferred again."""
     from umnist import infer
 
@@ -199,10 +199,11 @@ def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data,
     for i, scene in enumerate(sorted((tiny_data / "detection" / "images").rglob("*.jpg"))[:6]):
         shutil.copy(scene, images / f"img{i}.jpeg")
     models = (tiny_detector / "weights" / "best.pt", tiny_classifier[0] / "best.pt")
-    args = {"progress": False, "part_images": 2}
-    whole = pd.read_parquet(infer.run(images, *models, tmp_path / "whole", **args))
+    args = {"progress": False, "chunk_images": 2}
+    infer.run(images, *models, tmp_path / "whole", **args)
+    whole = pd.read_parquet(tmp_path / "whole" / "detections.parquet")
     writes = list(stop_after_writes.names)
-    assert writes[:3] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"], writes
+    assert writes[:3] == ["chunk-00000.parquet", "chunk-00001.parquet", "chunk-00002.parquet"], writes
     assert writes[-1] == "detections.parquet"
     for kill_after in range(1, len(writes) + 1):
         out = tmp_path / f"killed-after-{kill_after}"
@@ -210,8 +211,9 @@ def test_infer_stopped_after_any_write_resumes_without_redoing_images(tiny_data,
         with pytest.raises(_Killed):
             infer.run(images, *models, out, **args)
         stop_after_writes.arm(0)
-        resumed = pd.read_parquet(infer.run(images, *models, out, resume=True, **args))
+        infer.run(images, *models, out, resume=True, **args)
+        resumed = pd.read_parquet(out / "detections.parquet")
         pd.testing.assert_frame_equal(resumed, whole)
-        redone = [name for name in stop_after_writes.names if name.startswith("part-")]
+        redone = [name for name in stop_after_writes.names if name.startswith("chunk-")]
         assert len(redone) == max(0, 3 - kill_after), f"stopped after {writes[kill_after - 1]}: redid {redone}"
-        assert not (out / ".parts").exists()
+        assert not (out / ".chunks").exists()

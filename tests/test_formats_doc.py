@@ -58,7 +58,7 @@ def test_every_metrics_key_is_documented(tmp_path):
     postprocess.run(table(detection("a", (0, 0, 10, 10), 3), empty("b")), tmp_path / "pred")
     (tmp_path / "labels.csv").write_text("id,digit_sum\na,3\nb,0\n")
     (tmp_path / "boxes.csv").write_text("id,digit,x1,y1,x2,y2\na,3,0,0,10,10\n")
-    score.run(tmp_path / "pred", tmp_path / "labels.csv", tmp_path / "out", boxes_csv=tmp_path / "boxes.csv")
+    score.run(tmp_path / "pred", tmp_path / "labels.csv", tmp_path / "out", boxes=tmp_path / "boxes.csv")
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     keys = set(metrics) | set(metrics["boxes"]) | set(metrics["boxes"]["detector"])
     keys |= set(metrics["detection_by_size"]) | set(metrics["detection_by_size"]["detector"][0])

@@ -28,7 +28,7 @@ def profile(tmp_path_factory):
     """The tiny profile with the detector's confidence floor at zero, so every image yields boxes to check."""
     data = yaml.safe_load(open("configs/tiny.yaml"))
     data["detector"]["conf"] = 0.0
-    data["infer"] = {"batch_images": 2, "part_images": 3}
+    data["infer"] = {"batch_images": 2, "chunk_images": 3}
     path = tmp_path_factory.mktemp("profile") / "tiny0.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -50,8 +50,8 @@ def images(tiny_data, tmp_path):
 
 
 def test_table_has_a_row_for_every_image_in_the_documented_format(models, profile, images, tmp_path):
-    path = infer.run(images, *models, tmp_path / "out", profile, progress=False)
-    table = pd.read_parquet(path)
+    summary = infer.run(images, *models, tmp_path / "out", profile, progress=False)
+    table = pd.read_parquet(tmp_path / "out" / "detections.parquet")
     assert list(table.columns) == DOCUMENTED
     ids = {p.stem for p in images.iterdir()}
     assert set(table["image_id"]) == ids
@@ -59,6 +59,8 @@ def test_table_has_a_row_for_every_image_in_the_documented_format(models, profil
     assert tuple(sizes.loc["colour"]) == (300, 180) and tuple(sizes.loc["deep"]) == (256, 256)
     found = table.loc[~table["empty"]]
     assert len(found) == 5 * len(ids)  # confidence floor 0: max_det boxes everywhere
+    assert summary == {"images": len(ids), "detections": len(found), "skipped_images": {},
+                       "speed": json.loads((tmp_path / "out" / "infer_stats.json").read_text())}
     assert (found["x1"] >= 0).all() and (found["x2"] <= found["width"]).all() and (found["x1"] < found["x2"]).all()
     assert (found["y1"] >= 0).all() and (found["y2"] <= found["height"]).all() and (found["y1"] < found["y2"]).all()
     probs = found[[f"p{d}" for d in range(10)]].to_numpy()
@@ -67,12 +69,13 @@ def test_table_has_a_row_for_every_image_in_the_documented_format(models, profil
     assert np.allclose(found["cls_prob"], probs.max(axis=1))
     assert (table["error"] == "").all()
     saved = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
-    assert saved["infer"]["part_images"] == 3 and not (tmp_path / "out" / ".parts").exists()
+    assert saved["infer"]["chunk_images"] == 3 and not (tmp_path / "out" / ".chunks").exists()
 
 
 def test_empty_images_keep_their_id(models, images, tmp_path):
     cv2.imwrite(str(images / "blank.png"), np.zeros((256, 256), np.uint8))
-    table = pd.read_parquet(infer.run(images, *models, tmp_path / "out", "tiny", progress=False))
+    infer.run(images, *models, tmp_path / "out", "tiny", progress=False)
+    table = pd.read_parquet(tmp_path / "out" / "detections.parquet")
     assert table["image_id"].nunique() == len(list(images.iterdir()))
     empty = table.loc[table["empty"]]
     assert (empty["det_class"] == -1).all() and empty["x1"].isna().all()
@@ -80,9 +83,11 @@ def test_empty_images_keep_their_id(models, images, tmp_path):
 
 def test_bad_image_is_skipped_and_recorded_or_fatal(models, profile, images, tmp_path):
     (images / "broken.jpeg").write_bytes((images / "val_000000.jpeg").read_bytes()[:300])
-    table = pd.read_parquet(infer.run(images, *models, tmp_path / "skip", profile, progress=False))
+    summary = infer.run(images, *models, tmp_path / "skip", profile, progress=False)
+    table = pd.read_parquet(tmp_path / "skip" / "detections.parquet")
     broken = table.loc[table["image_id"] == "broken"]
     assert len(broken) == 1 and broken["empty"].all() and "broken.jpeg" in broken["error"].iloc[0]
+    assert summary["skipped_images"] == {"broken": broken["error"].iloc[0]}
     with pytest.raises(UmnistError, match="broken.jpeg: not a readable image"):
         infer.run(images, *models, tmp_path / "fail", profile, progress=False, bad_images="fail")
     assert not (tmp_path / "fail" / "detections.parquet").exists()
@@ -101,21 +106,22 @@ def test_resume_redoes_only_the_unfinished_parts(models, profile, images, tmp_pa
     monkeypatch.setattr(infer.Models, "__call__", interrupted)
     with pytest.raises(KeyboardInterrupt):
         infer.run(images, *models, tmp_path / "out", profile, progress=False)
-    assert [p.name for p in (tmp_path / "out" / ".parts").iterdir()] == ["part-00000.parquet"]
+    assert [p.name for p in (tmp_path / "out" / ".chunks").iterdir()] == ["chunk-00000.parquet"]
     assert not (tmp_path / "out" / "detections.parquet").exists()
     calls.clear()
     monkeypatch.setattr(infer.Models, "__call__", lambda self, b, c: calls.append(len(b)) or original(self, b, c))
-    table = pd.read_parquet(infer.run(images, *models, tmp_path / "out", profile, resume=True, progress=False))
+    summary = infer.run(images, *models, tmp_path / "out", profile, resume=True, progress=False)
+    table = pd.read_parquet(tmp_path / "out" / "detections.parquet")
     total = len(list(images.iterdir()))
-    assert sum(calls) == total - 3
+    assert sum(calls) == total - 3 and summary["speed"]["images"] == total - 3 and summary["images"] == total
     assert table.groupby("image_id").size().eq(5).all() and table["image_id"].nunique() == total
 
 
-def test_shards_split_the_images(models, images, tmp_path):
+def test_parts_split_the_images(models, images, tmp_path):
     ids = []
-    for shard in range(2):
-        out = infer.run(images, *models, tmp_path / f"s{shard}", "tiny", progress=False, shard=shard, shards=2)
-        ids.append(set(pd.read_parquet(out)["image_id"]))
+    for part in range(2):
+        infer.run(images, *models, tmp_path / f"s{part}", "tiny", progress=False, part=part, parts=2)
+        ids.append(set(pd.read_parquet(tmp_path / f"s{part}" / "detections.parquet")["image_id"]))
     assert not ids[0] & ids[1] and ids[0] | ids[1] == {p.stem for p in images.iterdir()}
 
 

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from umnist import config
+from umnist import config, flow
 from umnist.pipeline import graph
 
-COMPONENTS = {"synth", "train-detector", "train-classifier", "infer", "postprocess", "score"}
+COMPONENTS = {step.name for step in flow.STEPS}
 GPU_STEPS = {"train-detector", "train-classifier", "infer"}
 STORE_STEPS = COMPONENTS - {"postprocess"}
 
@@ -83,14 +83,12 @@ def test_six_components_and_no_importer(compiled):
     assert [name for name, e in executors.items() if "importer" in e] == []
 
 
-def test_edges(compiled):
-    spec = compiled["spec"]
-    assert producers(spec, "synth") == set()
-    assert producers(spec, "train-detector") == {"synth"}
-    assert producers(spec, "train-classifier") == {"synth"}
-    assert producers(spec, "infer") == {"train-detector", "train-classifier"}
-    assert producers(spec, "postprocess") == {"infer"}
-    assert producers(spec, "score") == {"postprocess"}
+@pytest.mark.parametrize("step", flow.STEPS, ids=lambda step: step.name)
+def test_edges_are_the_flow(compiled, step):
+    """The graph's edges are umnist.flow's, the run's one description; the run inputs enter as parameters."""
+    assert producers(compiled["spec"], step.name) == step.producers()
+    parameters = set(all_tasks(compiled["spec"])[step.name].get("inputs", {}).get("parameters", {}))
+    assert {flag for flag, source in step.inputs.items() if source.step is None} <= parameters
 
 
 def test_every_display_name_is_the_task_key(compiled):

@@ -92,10 +92,16 @@ def test_digit_sums_cover_every_id_sorted_and_clamped():
     assert digit_sums(filtered)["a_nested"] == 8                       # all detections, no filter
 
 
-def test_run_writes_outputs(tmp_path):
+@pytest.mark.parametrize("given", ["infer's folder", "its file"])
+def test_run_writes_outputs(tmp_path, given):
     source = tmp_path / "detections.parquet"
     scenes().to_parquet(source)
-    filtered = run(source, tmp_path / "out")
+    summary = run(tmp_path if given == "infer's folder" else source, tmp_path / "out")
+    filtered = filter_detections(scenes(), PostprocessConfig())
+    reasons = filtered["drop_reason"].value_counts()
+    assert summary == {"images": len(EXPECTED_SUMS), "digits_kept": int(filtered["kept"].sum()),
+                       "dropped_nested": reasons["nested"], "dropped_low_prob": reasons["low_prob"],
+                       "skipped_images": {}}
     submission = pd.read_csv(tmp_path / "out" / "submission.csv", dtype={"id": str})
     assert list(submission.columns) == ["id", "digit_sum"]
     assert dict(zip(submission["id"], submission["digit_sum"], strict=True)) == EXPECTED_SUMS

@@ -50,7 +50,7 @@ def embedded_images(page: str) -> dict[str, np.ndarray]:
 
 def test_gallery_shows_the_wrong_images_only(scored, tmp_path):
     predictions, labels, images = scored
-    score.run(predictions, labels, tmp_path / "out", images_dir=images)
+    score.run(predictions, labels, tmp_path / "out", images=images)
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Wrong images: 4" in page and "left out" not in page
     for image_id in WRONG:
@@ -78,7 +78,7 @@ def test_text_is_escaped(scored, tmp_path):
 
 def test_gallery_limit(scored, tmp_path):
     predictions, labels, images = scored
-    score.run(predictions, labels, tmp_path / "out", images_dir=images, gallery_limit=2)
+    score.run(predictions, labels, tmp_path / "out", images=images, gallery_limit=2)
     page = (tmp_path / "out" / "report.html").read_text()
     assert "2 more wrong image(s) left out (gallery limit 2" in page
     assert html.escape(WRONG[0]) in page and WRONG[1] in page
@@ -103,7 +103,7 @@ def test_gallery_draws_the_missed_digits(scored, tmp_path, with_boxes):
     predictions, labels, images = scored
     boxes = tmp_path / "boxes.csv"
     boxes.write_text("id,digit,x1,y1,x2,y2\nbad_png,3,100,100,200,200\nbad_png,1,400,400,450,500\n")
-    score.run(predictions, labels, tmp_path / "out", boxes_csv=boxes if with_boxes else None, images_dir=images)
+    score.run(predictions, labels, tmp_path / "out", boxes=boxes if with_boxes else None, images=images)
     page = (tmp_path / "out" / "report.html").read_text()
     assert ("missed true digit(s): 1 at (400, 400, 450, 500)" in page) == with_boxes
     assert ("missed true digit (no detector box matches it)" in page) == with_boxes      # the legend

@@ -22,7 +22,7 @@ def test_recall_by_size_from_score_metrics(tmp_path):
     postprocess.run(BY_SIZE, tmp_path / "pred")
     (tmp_path / "boxes.csv").write_text(BY_SIZE_TRUTH)
     metrics = score.run(tmp_path / "pred", write_labels(tmp_path / "train.csv", {"t1": 16, "t2": 0}),
-                        tmp_path / "score", boxes_csv=tmp_path / "boxes.csv")
+                        tmp_path / "score", boxes=tmp_path / "boxes.csv")
     text = run_summary.markdown(metrics, {})
     assert "| 16-32 | 1 | 0.00 % | 0.00 % |" in text and "| 64-128 | 1 | 100.00 % | 100.00 % |" in text
     assert "| <16 |" not in text  # no true digit of that size

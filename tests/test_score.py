@@ -134,7 +134,7 @@ def test_box_metrics(tmp_path):
     postprocess.run(BOXES, tmp_path / "pred")
     labels = write_labels(tmp_path / "train.csv", {"b1": 6, "b2": 0})
     (tmp_path / "boxes.csv").write_text(TRUE_BOXES)
-    metrics = score.run(tmp_path / "pred", labels, tmp_path / "score", boxes_csv=tmp_path / "boxes.csv")
+    metrics = score.run(tmp_path / "pred", labels, tmp_path / "score", boxes=tmp_path / "boxes.csv")
     boxes = metrics["boxes"]
     assert boxes["iou_threshold"] == 0.5 and boxes["ground_truth_boxes"] == 3
     assert boxes["detector"] == {"detections": 4, "matched": 2, "correct_digits": 0, "recall": 2 / 3,
@@ -164,7 +164,7 @@ def test_bad_boxes(tmp_path, content, message):
     labels = write_labels(tmp_path / "train.csv", {"b1": 6, "b2": 0})
     (tmp_path / "boxes.csv").write_text(content)
     with pytest.raises(UmnistError, match=message):
-        score.run(tmp_path / "pred", labels, tmp_path / "score", boxes_csv=tmp_path / "boxes.csv")
+        score.run(tmp_path / "pred", labels, tmp_path / "score", boxes=tmp_path / "boxes.csv")
 
 
 def test_cli(predictions, tmp_path, capsys):
@@ -229,7 +229,7 @@ def test_detection_by_size(tmp_path):
     postprocess.run(BY_SIZE, tmp_path / "pred")
     (tmp_path / "boxes.csv").write_text(BY_SIZE_TRUTH)
     metrics = score.run(tmp_path / "pred", write_labels(tmp_path / "train.csv", {"t1": 16, "t2": 0}),
-                        tmp_path / "score", boxes_csv=tmp_path / "boxes.csv")
+                        tmp_path / "score", boxes=tmp_path / "boxes.csv")
     assert metrics["boxes"]["detector"]["matched"] == 1           # by IoU: the thin "1" is not found
     by_size = metrics["detection_by_size"]
     assert (by_size["cover_threshold"], by_size["side_ratio"]) == (0.5, 0.5)

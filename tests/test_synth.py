@@ -22,7 +22,7 @@ from umnist.synth.training_crops import BACKGROUND_MAX_SHARE, background_squares
 @pytest.fixture(scope="module", params=["solution", "competition"])
 def dataset(request, mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param) / "data"
-    synth.run(out, "tiny", mnist=mnist_dir, workers=2, progress=False, mode=request.param)
+    synth.run(mnist_dir, out, "tiny", workers=2, progress=False, mode=request.param)
     return out
 
 
@@ -193,8 +193,9 @@ def test_val_digits_never_in_train_and_come_from_mnist_test(splits):
 def test_shards_mix_synthetic_and_raw_crops(mnist_dir, tmp_path):
     """Raw MNIST crops are spread over the synthetic ones, not appended after them: every shard holds both,
     in about the set's proportion, so batches mix sources."""
-    out = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, progress=False, workers=1, scenes_train=60,
-                    empty_train=0, scenes_val=2, crop_shard_size=100)
+    out = tmp_path / "data"
+    synth.run(mnist_dir, out, "tiny", progress=False, workers=1, scenes_train=60, empty_train=0, scenes_val=2,
+              crop_shard_size=100)
     shares = []
     for shard in sorted((out / "crops" / "train").glob("*.npz")):
         with np.load(shard) as z:
@@ -206,9 +207,10 @@ def test_shards_mix_synthetic_and_raw_crops(mnist_dir, tmp_path):
 def test_background_crops_and_jitter_change_the_crops_not_the_scenes(mnist_dir, tmp_path):
     """`crops_background` adds crops labelled 10 (no digit), about that many per digit; `crop_jitter` moves the
     digit crops; neither changes a scene's pixels or its labels."""
-    common = {"mnist": mnist_dir, "progress": False, "workers": 1, "crops_mnist": False}
-    plain = synth.run(tmp_path / "plain", "tiny", **common)
-    mixed = synth.run(tmp_path / "mixed", "tiny", crops_background=1.0, crop_jitter=0.2, **common)
+    common = {"progress": False, "workers": 1, "crops_mnist": False}
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    synth.run(mnist_dir, plain, "tiny", **common)
+    synth.run(mnist_dir, mixed, "tiny", crops_background=1.0, crop_jitter=0.2, **common)
     for split in ("train", "val"):
         for scene in (plain / "detection" / "images" / split).glob("*.jpg"):
             assert scene.read_bytes() == (mixed / "detection" / "images" / split / scene.name).read_bytes()
@@ -291,19 +293,21 @@ def test_raw_mnist_crops_are_framed_like_scene_digits(mnist_dir):
 
 def test_held_out_set_with_another_seed_keeps_the_split(mnist_dir, tmp_path):
     """A held-out set (another seed, same split_seed) draws on the same val pool: digits no training run saw."""
-    args = dict(mnist=mnist_dir, progress=False, workers=1, scenes_train=2, empty_train=0, scenes_val=2)
-    manifests = [json.loads((synth.run(tmp_path / f"s{seed}", "tiny", seed=seed, **args) / "manifest.json")
-                            .read_text())["splits"] for seed in (0, 1_000_003)]
+    args = dict(progress=False, workers=1, scenes_train=2, empty_train=0, scenes_val=2)
+    manifests = [synth.run(mnist_dir, tmp_path / f"s{seed}", "tiny", seed=seed, **args)["splits"]
+                 for seed in (0, 1_000_003)]
     for split in ("train", "val"):
         assert manifests[0][split]["mnist_pool_sha1"] == manifests[1][split]["mnist_pool_sha1"]
-    other = json.loads((synth.run(tmp_path / "split", "tiny", split_seed=1, **args) / "manifest.json").read_text())
+    other = synth.run(mnist_dir, tmp_path / "split", "tiny", split_seed=1, **args)
+    assert other == json.loads((tmp_path / "split" / "manifest.json").read_text())
     assert other["splits"]["val"]["mnist_pool_sha1"] != manifests[0]["val"]["mnist_pool_sha1"]
 
 
 @pytest.mark.parametrize("max_sum", [27, 10, 0])
 def test_max_sum_bounds_every_scene(mnist_dir, tmp_path, max_sum):
-    out = synth.run(tmp_path / "data", "tiny", mnist=mnist_dir, progress=False, workers=1, scenes_train=20,
-                    empty_train=0, scenes_val=0, crop_size=0, max_sum=max_sum)
+    out = tmp_path / "data"
+    synth.run(mnist_dir, out, "tiny", progress=False, workers=1, scenes_train=20, empty_train=0, scenes_val=0,
+              crop_size=0, max_sum=max_sum)
     sums = np.loadtxt(out / "detection" / "train_sums.csv", delimiter=",", skiprows=1, usecols=1, ndmin=1)
     assert len(sums) == 20 and sums.max() <= max_sum
     if max_sum == 27:  # balanced draws give sums above 27 without the bound; it must not push all sums down
@@ -319,10 +323,10 @@ def tree_digest(root):
 
 
 def test_deterministic_whatever_the_workers(mnist_dir, tmp_path):
-    args = dict(mnist=mnist_dir, progress=False, scenes_train=8, empty_train=1, scenes_val=2)
-    synth.run(tmp_path / "a", "tiny", workers=1, **args)
-    synth.run(tmp_path / "b", "tiny", workers=2, **args)
-    synth.run(tmp_path / "c", "tiny", workers=2, **{**args, "seed": 1})
+    args = dict(progress=False, scenes_train=8, empty_train=1, scenes_val=2)
+    synth.run(mnist_dir, tmp_path / "a", "tiny", workers=1, **args)
+    synth.run(mnist_dir, tmp_path / "b", "tiny", workers=2, **args)
+    synth.run(mnist_dir, tmp_path / "c", "tiny", workers=2, **{**args, "seed": 1})
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") != tree_digest(tmp_path / "c")
 
 
@@ -353,7 +357,7 @@ def test_render_is_exact_without_jpeg(mnist_dir):
 ])
 def test_impossible_configs_rejected_before_work(mnist_dir, tmp_path, overrides, message):
     with pytest.raises(UmnistError, match=message):
-        synth.run(tmp_path / "out", "tiny", mnist=mnist_dir, progress=False, **overrides)
+        synth.run(mnist_dir, tmp_path / "out", "tiny", progress=False, **overrides)
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
 
 

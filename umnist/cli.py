@@ -19,9 +19,9 @@ COMMAND_MODULES = [
     "umnist.synth.cli",
     "umnist.detector.cli",
     "umnist.classifier.cli",
-    "umnist.infer",
-    "umnist.postprocess",
-    "umnist.score",
+    "umnist.infer.cli",
+    "umnist.postprocess.cli",
+    "umnist.score.cli",
     "umnist.predict",
     "umnist.local_run",
 ]

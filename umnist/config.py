@@ -39,8 +39,8 @@ SECTIONS: dict[str, str] = {
     "synth": "umnist.synth.config:SynthConfig",
     "detector": "umnist.detector.config:DetectorConfig",
     "classifier": "umnist.classifier.config:ClassifierConfig",
-    "infer": "umnist.infer:InferConfig",
-    "postprocess": "umnist.postprocess:PostprocessConfig",
+    "infer": "umnist.infer.config:InferConfig",
+    "postprocess": "umnist.postprocess.config:PostprocessConfig",
 }
 
 
@@ -142,11 +142,15 @@ def build(cls, values: dict | None, where: str):
     """Make a `cls` config from `values` (defaults for what is missing), rejecting anything not right.
 
     `where` names the source in error messages, e.g. "profile tiny, section synth".
-    The dataclass may define `check(self)` returning a list of problems with the combined values.
+    The dataclass may define `check(self)` returning a list of problems with the combined values, and
+    `RENAMED` (old key -> new key), so that a config written before a rename fails with the new name.
     """
     values = dict(values or {})
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    renamed = {old: new for old, new in getattr(cls, "RENAMED", {}).items() if old in values}
+    if renamed:
+        raise UmnistError(f"{where}: " + ", ".join(f"{old} is now called {new}" for old, new in renamed.items()))
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise UmnistError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(names)})")
@@ -162,7 +166,8 @@ def build(cls, values: dict | None, where: str):
     return cfg
 
 
-def _config_class(section: str):
+def section_class(section: str):
+    """The config dataclass of a profile section ("synth", "detector", ...)."""
     module, name = SECTIONS[section].split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -178,7 +183,7 @@ def resolve_all(profile: str | os.PathLike | Mapping = "tiny") -> dict:
     """Every section of a profile, resolved and checked, as plain data."""
     data = load_profile(profile)
     _check_sections(data, profile)
-    return {section: to_dict(resolve(_config_class(section), section, profile)) for section in SECTIONS}
+    return {section: to_dict(resolve(section_class(section), section, profile)) for section in SECTIONS}
 
 
 def resolve(cls, section: str, profile: str | os.PathLike | Mapping = "tiny", **overrides):

@@ -29,7 +29,8 @@ from umnist.score import ladder_text
 
 def heldout_scenes(out: Path, profile: str, mnist: Path, scenes: int | None) -> dict[str, Path]:
     """The profile's held-out set (`umnist.heldout`) with its labels and boxes: {images, labels, boxes}."""
-    return heldout_files(synth_stage.run(out, profile, mnist, progress=False, **heldout_overrides(scenes)))
+    synth_stage.run(mnist, out, profile, progress=False, **heldout_overrides(scenes))
+    return heldout_files(out)
 
 
 def stage_inputs(inputs: dict[str, Path], mnist: Path, store: str) -> dict[str, str]:

@@ -141,9 +141,9 @@ def copy_tree(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
 def wrong_ids(predictions_dir: str | os.PathLike, labels_csv: str | os.PathLike) -> list[str]:
     """Ids whose predicted sum (postprocess `submission.csv`) differs from the label, sorted; ids without a
     label are skipped (score reports those)."""
-    from umnist.tables import read_sums
+    from umnist.tables import SUBMISSION_FILE, read_sums
 
-    predicted = read_sums(Path(predictions_dir) / "submission.csv")
+    predicted = read_sums(Path(predictions_dir) / SUBMISSION_FILE)
     truth = read_sums(labels_csv).reindex(predicted.index)
     return sorted(str(i) for i in predicted.index[truth.notna().to_numpy() & (truth != predicted).to_numpy()])
 

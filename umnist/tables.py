@@ -23,6 +23,11 @@ import pyarrow.parquet as pq
 from umnist.errors import UmnistError
 from umnist.labels import MAX_DIGIT_SUM, NUM_CLASSES
 
+# The files the prediction stages write in their output folders.
+DETECTIONS_FILE = "detections.parquet"  # infer
+FILTERED_FILE = "detections_filtered.parquet"  # postprocess
+SUBMISSION_FILE = "submission.csv"  # postprocess
+
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]  # pixels of the original image
 PROB_COLUMNS = [f"p{d}" for d in range(NUM_CLASSES)]  # averaged TTA probability of each digit
 NO_DIGIT = -1  # det_class and cls_digit of an empty row (its floats are NaN)

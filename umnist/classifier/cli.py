@@ -18,9 +18,9 @@ def register(sub) -> None:
 
 
 def run_cli(args) -> int:
-    from umnist.classifier.train import train
+    from umnist.classifier import run
 
-    summary = train(args.crops, args.out, args.profile, init_weights=args.init_weights, resume=args.resume,
+    summary = run(args.crops, args.out, args.profile, init_weights=args.init_weights, resume=args.resume,
                     **config.overrides_from_args(args))
     print(f"stopped ({summary['stop_reason']}) after {summary['epochs_done']}/{summary['epochs']} epochs; "
           f"best val accuracy {summary['best_val_accuracy']:.4f} at epoch {summary['best_epoch']}; "

@@ -1,4 +1,4 @@
-"""`train`: fit the digit classifier on the crop set, validating after every epoch.
+"""`run`: fit the digit classifier on the crop set, validating after every epoch.
 
 Outputs in `out_dir` (docs/formats.md): `best.pt` (highest validation accuracy), `last.pt` (+ optimizer and
 resume state), `metrics.csv` (one row per epoch), `confusion.csv` (10x10 on val for the best weights),
@@ -33,16 +33,16 @@ METRICS_FIELDS = ["epoch", "loss", "val_accuracy", "val_background_prob", "lr", 
                   "images"]
 
 
-def train(crops_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny",
-          init_weights: str | os.PathLike | None = None, resume: bool = False, **overrides) -> dict:
-    """Train on `crops_dir` (a synth `crops/` folder) into `out_dir`; returns the summary written there."""
+def run(crops: str | os.PathLike, out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *,
+        init_weights: str | os.PathLike | None = None, resume: bool = False, **overrides) -> dict:
+    """Train on `crops` (a synth `crops/` folder) into `out`; return its summary, `out/summary.json`."""
     started = time.monotonic()
-    out = Path(out_dir)
+    out = Path(out)
     # Config errors first, then input errors, and only then the first write (a failed start leaves nothing).
     profile = _run_profile(out, profile, resume)
     cfg = config.resolve(ClassifierConfig, "classifier", profile, **overrides)
-    train_shards, val_shards = read_index(crops_dir, "train"), read_index(crops_dir, "val")
-    model, optimizer, state = _open_run(out, cfg, crops_dir, profile, init_weights, resume)
+    train_shards, val_shards = read_index(crops, "train"), read_index(crops, "val")
+    model, optimizer, state = _open_run(out, cfg, crops, profile, init_weights, resume)
     device = hardware.torch_device(cfg.device)
     rows = state["rows"]
     model.to(device)
@@ -169,7 +169,7 @@ class TimeBudget:
     """`max_minutes` as a decision before each step: is there room for one more step and for the end of the
     epoch (validation and the saves)? Both are measured: the slowest recent step, and the last end of epoch
     (before the first, guessed from the training speed: inference runs about 3x faster than a training step
-    per image, plus 2 s for the saves). Everything from the call of train() counts, start-up included."""
+    per image, plus 2 s for the saves). Everything from the call of run() counts, start-up included."""
 
     def __init__(self, started: float, max_minutes: float | None, val_count: int, clock=time.monotonic):
         self.clock = clock

@@ -16,12 +16,9 @@ def register(sub) -> None:
 
 
 def run_cli(args) -> int:
-    import json
+    from umnist.detector import run
 
-    from umnist.detector import train
-
-    out = train(args.data, args.out, args.profile, weights=args.weights, resume=args.resume,
-                **config.overrides_from_args(args))
-    summary = json.loads((out / "summary.json").read_text())
-    print(f"detector trained in {out}: {summary['epochs_completed']} epochs, stopped by {summary['stop_reason']}")
+    summary = run(args.data, args.out, args.profile, weights=args.weights, resume=args.resume,
+                  **config.overrides_from_args(args))
+    print(f"detector trained in {args.out}: {summary['epochs_completed']} epochs, stopped by {summary['stop_reason']}")
     return 0

@@ -1,8 +1,8 @@
 """train-detector: YOLOv5 from scratch on the synth stage's scenes, through yolov5's own training loop.
 
     from umnist import detector
-    detector.train("data", "runs/detector", profile="tiny")               # data = a synth output folder
-    detector.train("data", "runs/detector", resume=True, max_minutes=30)  # continue a killed/stopped run
+    detector.run("data", "runs/detector", "tiny")                       # data = a synth output folder
+    detector.run("data", "runs/detector", resume=True, max_minutes=30)  # continue a killed/stopped run
 
 yolov5's `train.train()` runs unchanged; umnist watches it through its callbacks (`_Monitor`) and ends it by
 raising `_Stop` from a callback right after an epoch's checkpoint is written (or mid-epoch when the time budget
@@ -187,16 +187,17 @@ def _make_final(*paths: Path) -> None:
                 _save_final(path, ckpt)
 
 
-def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny",
-          weights: str | os.PathLike | None = None, resume: bool = False, **overrides) -> Path:
-    """Train the detector on a synth output folder (or its detection/ folder) into `out_dir`; return `out_dir`.
+def run(data: str | os.PathLike, out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *,
+        weights: str | os.PathLike | None = None, resume: bool = False, **overrides) -> dict:
+    """Train the detector on a synth output folder (or its detection/ folder) into `out`; return its summary,
+    `out/summary.json`.
 
     `weights`: a YOLOv5 checkpoint to start from (its matching layers are copied). `resume`: continue the run
     in `out_dir` from weights/last.pt with its saved config.yaml (`overrides`, e.g. max_minutes, still apply)
     up to the same number of epochs.
     """
     started = monotonic()
-    data_dir, out = Path(data_dir), Path(out_dir)
+    data_dir, out = Path(data), Path(out)
     last = out / "weights" / "last.pt"
     start_epoch = _start_epoch(out, last, resume)
     if start_epoch is None:
@@ -236,12 +237,11 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, profile: str 
         except _Stop as stop:
             reason = stop.reason
     _finish(out, reason, monitor, opt)
-    _write_summary(out, reason, monitor.rows, cfg, started, {
+    return _write_summary(out, reason, monitor.rows, cfg, started, {
         "images_per_s": round(monitor.session_images / monitor.session_seconds, 3) if monitor.session_seconds
         else None,
         "batch": batch, "device": str(device), "amp": device.type == "cuda",
         "gpu_memory_peak_gb": hardware.peak_gpu_memory_gb(device)})
-    return out
 
 
 def _start_epoch(out: Path, last: Path, resume: bool) -> int | None:
@@ -271,16 +271,17 @@ def _detection_folder(data_dir: Path) -> Path:
 
 
 def _write_summary(out: Path, reason: str, rows: list[dict], cfg: DetectorConfig, started: float,
-                   speed: dict) -> None:
-    write_json(out / "summary.json", {
-        "stop_reason": reason, "epochs_completed": len(rows), "epochs": cfg.epochs,
-        "minutes_this_session": round((monotonic() - started) / 60, 3),
-        "last_obj_loss": rows[-1]["obj_loss"] if rows else None,
-        "best_mAP50": max((r["mAP50"] for r in rows), default=None),
-        "deterministic": cfg.deterministic, **speed})
+                   speed: dict) -> dict:
+    summary = {"stop_reason": reason, "epochs_completed": len(rows), "epochs": cfg.epochs,
+               "minutes_this_session": round((monotonic() - started) / 60, 3),
+               "last_obj_loss": rows[-1]["obj_loss"] if rows else None,
+               "best_mAP50": max((r["mAP50"] for r in rows), default=None),
+               "deterministic": cfg.deterministic, **speed}
+    write_json(out / "summary.json", summary)
+    return summary
 
 
-def _finish_killed_run(out: Path, started: float) -> Path:
+def _finish_killed_run(out: Path, started: float) -> dict:
     """A run killed after its last epoch's checkpoint, before its summary: make last.pt and best.pt final and
     write the summary (the speed figures of the killed session are lost; the stop reason follows from the
     epochs done)."""
@@ -292,9 +293,8 @@ def _finish_killed_run(out: Path, started: float) -> Path:
             shutil.copyfile(last, tmp)
     _make_final(last, best)
     reason = "epochs_done" if len(rows) >= cfg.epochs else "obj_loss_reached"
-    _write_summary(out, reason, rows, cfg, started, {"images_per_s": None, "batch": None, "device": None,
-                                                     "amp": None, "gpu_memory_peak_gb": None})
-    return out
+    return _write_summary(out, reason, rows, cfg, started, {"images_per_s": None, "batch": None, "device": None,
+                                                            "amp": None, "gpu_memory_peak_gb": None})
 
 
 def _summary_reason(out: Path) -> str:

@@ -6,6 +6,8 @@
     python -m umnist.pipeline --out umnist-pipeline.yaml [--parts 8] [--device cpu] [--kfp-version 2.14]
     python pipeline.py ...  (the same from a checkout: make compile)
 
+The steps and their edges are umnist.flow's, the run's one description (tests/test_pipeline.py checks them).
+
 What a real KFP backend (2.14-2.16: Argo, the Go driver and launcher) does differently from the local runner,
 and how this graph copes (README "Cluster" has the sources):
 - the DAG driver and the importer launcher record a step under its display name, and a consumer looks its

@@ -1,7 +1,7 @@
 """The synth stage: detection scenes in YOLO layout plus the classifier's 128x128 crop set.
 
     from umnist import synth
-    synth.run("data", profile="tiny", mnist="../shared/data/mnist", workers=2)
+    synth.run("../shared/data/mnist", "data", "tiny", workers=2)   # returns manifest.json's summary
 
 Output layout: docs/formats.md ("synth").
 """

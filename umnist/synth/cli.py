@@ -17,7 +17,9 @@ def register(sub) -> None:
 def run_cli(args) -> int:
     from umnist.synth import run
 
-    out = run(args.out, args.profile, mnist=args.mnist, workers=args.workers, progress=not args.no_progress,
-              **config.overrides_from_args(args))
-    print(f"synthetic data written to {out} (see {out}/manifest.json)")
+    manifest = run(args.mnist, args.out, args.profile, workers=args.workers, progress=not args.no_progress,
+                   **config.overrides_from_args(args))
+    counts = ", ".join(f"{split} {n['scenes']} scenes, {n['digits']} digits, {n['crops']} crops"
+                       for split, n in manifest["splits"].items())
+    print(f"synthetic data written to {args.out}: {counts} (see manifest.json)")
     return 0

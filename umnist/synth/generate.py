@@ -135,9 +135,10 @@ def _balanced_mnist(pool: np.ndarray, labels: np.ndarray, cap: int | None, rng: 
     return np.sort(np.concatenate([p[:keep] for p in per_class]))
 
 
-def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str | os.PathLike | None = None,
-        workers: int | None = None, progress: bool = True, **overrides) -> Path:
-    """Generate the synthetic data set into `out` (replaced atomically when complete); return its path."""
+def run(mnist: str | os.PathLike | None, out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *,
+        workers: int | None = None, progress: bool = True, **overrides) -> dict:
+    """Generate the synthetic data set from the MNIST idx files in `mnist` (None: $UMNIST_MNIST_DIR) into `out`
+    (replaced atomically when complete); return its summary, `out/manifest.json`."""
     cfg = config.resolve(SynthConfig, "synth", profile, **overrides)
     images, labels, from_test = _load_digits(mnist, cfg.mnist_splits)
     pools = _split_mnist(labels, from_test, cfg.mnist_val_fraction, np.random.default_rng(cfg.split_seed))
@@ -169,8 +170,9 @@ def run(out: str | os.PathLike, profile: str | os.PathLike = "tiny", mnist: str 
             "names": [str(d) for d in range(NUM_CLASSES)]})
         config.save(cfg, "synth", root, profile)
         raw_used = {split: len(raw_chosen[split]) for split in SPLITS}
-        write_json(root / "manifest.json", _manifest(cfg, jobs, labels, pools, writers, raw_used, len(images)))
-    return Path(out)
+        manifest = _manifest(cfg, jobs, labels, pools, writers, raw_used, len(images))
+        write_json(root / "manifest.json", manifest)
+    return manifest
 
 
 def _plan(cfg: SynthConfig, labels: np.ndarray, pools: dict[str, np.ndarray],

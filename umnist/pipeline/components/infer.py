@@ -19,7 +19,7 @@ def infer(images: str, detector: Input[Model], classifier: Input[Model], detecti
 
     from umnist import hardware, layout, steps
     from umnist.config import parse_profile
-    from umnist.tables import write_empty_detections
+    from umnist.tables import DETECTIONS_FILE, write_empty_detections
 
     hardware.check_gpu()
     with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
@@ -29,7 +29,7 @@ def infer(images: str, detector: Input[Model], classifier: Input[Model], detecti
             return
         from umnist import infer as stage
 
-        found = stage.run(local, layout.weights("detector", detector.path),
-                          layout.weights("classifier", classifier.path), Path(work) / "out", parse_profile(config),
-                          progress=False)
-        shutil.copyfile(found, detections.path)
+        out = Path(work) / "out"
+        stage.run(local, layout.weights("detector", detector.path), layout.weights("classifier", classifier.path),
+                  out, parse_profile(config), progress=False)
+        shutil.copyfile(out / DETECTIONS_FILE, detections.path)

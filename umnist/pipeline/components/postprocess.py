@@ -16,9 +16,6 @@ def postprocess(detections: Input[List[Dataset]], predictions: Output[Dataset], 
     from umnist.config import parse_profile
 
     table = steps.concat_detections([part.path for part in detections])
-    filtered = stage.run(table, predictions.path, parse_profile(config))
-    reasons = filtered["drop_reason"].value_counts()
-    summary.log_metric("images", int(filtered["image_id"].nunique()))
-    summary.log_metric("digits_kept", int(filtered["kept"].sum()))
-    for reason in (stage.NESTED, stage.LOW_PROB):
-        summary.log_metric(f"dropped_{reason}", int(reasons.get(reason, 0)))
+    counts = stage.run(table, predictions.path, parse_profile(config))
+    for name in ("images", "digits_kept", f"dropped_{stage.NESTED}", f"dropped_{stage.LOW_PROB}"):
+        summary.log_metric(name, counts[name])

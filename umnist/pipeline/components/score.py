@@ -30,7 +30,7 @@ def score(predictions: Input[Dataset], labels: str, images: str, scores: Output[
         boxes_csv = storage.fetch(boxes, Path(work) / "boxes", require_marker=False) if boxes else None
         wrong = steps.wrong_ids(predictions.path, labels_csv)[:gallery_limit]
         gallery = steps.fetch_named(images, wrong, Path(work) / "gallery")
-        metrics = stage.run(predictions.path, labels_csv, scores.path, boxes_csv=boxes_csv, images_dir=gallery,
+        metrics = stage.run(predictions.path, labels_csv, scores.path, boxes=boxes_csv, images=gallery,
                             gallery_limit=gallery_limit, subset=subset)
         shutil.copyfile(Path(scores.path) / "report.html", report.path)
     for name, value in steps.score_summary(metrics).items():

@@ -12,7 +12,6 @@ def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Me
     `config`: the run's resolved profile as YAML text (umnist.config.profile_text); `mnist`: directory or
     object-store prefix of the MNIST idx files ("" = $UMNIST_MNIST_DIR); `workers`: 0 = one per CPU.
     """
-    import json
     import shutil
     import tempfile
     from pathlib import Path
@@ -23,13 +22,12 @@ def synth(detection: Output[Dataset], crops: Output[Dataset], summary: Output[Me
 
     with tempfile.TemporaryDirectory(prefix="umnist-synth-") as work:
         mnist_dir = storage.fetch(mnist, work, require_marker=False) if mnist else None
-        out = stage.run(Path(work) / "data", parse_profile(config), mnist_dir, workers=workers or None,
-                        progress=False)
+        out = Path(work) / "data"
+        manifest = stage.run(mnist_dir, out, parse_profile(config), workers=workers or None, progress=False)
         steps.copy_tree(out / "detection", detection.path)
         steps.copy_tree(out / "crops", crops.path)
         for name in ("manifest.json", "config.yaml"):
             shutil.copyfile(out / name, Path(detection.path) / name)
-        manifest = json.loads((out / "manifest.json").read_text())
     for split, counts in manifest["splits"].items():
         for key in ("scenes", "empty_scenes", "digits", "crops"):
             summary.log_metric(f"{split}_{key}", counts[key])

@@ -25,14 +25,14 @@ def train_classifier(crops: Input[Dataset], model: Output[Model], summary: Outpu
 
     if weights:
         return steps.supply_weights("classifier", weights, model)
-    from umnist.classifier.train import train
+    from umnist import classifier
 
     hardware.check_gpu()
     out = Path(model.path)
     resume = attempts.restore(model.uri, out, needs=layout.checkpoint("classifier", out))
     with tempfile.TemporaryDirectory(prefix="umnist-weights-") as work, attempts.Mirror(model.uri, out):
-        train(crops.path, out, parse_profile(config), resume=resume,
-              init_weights=storage.fetch(init_weights, work) if init_weights and not resume else None)
+        classifier.run(crops.path, out, parse_profile(config), resume=resume,
+                       init_weights=storage.fetch(init_weights, work) if init_weights and not resume else None)
     for name, value in steps.last_epoch(out / "metrics.csv").items():
         summary.log_metric(name, value)
     confusion.log_confusion_matrix(*steps.read_confusion(out / "confusion.csv"))

@@ -27,7 +27,7 @@ def train_detector(detection: Input[Dataset], model: Output[Model], summary: Out
     out, profile = Path(model.path), parse_profile(config)
     resume = attempts.restore(model.uri, out, needs=layout.checkpoint("detector", out))
     with attempts.Mirror(model.uri, out):
-        detector.train(detection.path, out, profile, resume=resume, workers=steps.detector_workers(profile))
+        detector.run(detection.path, out, profile, resume=resume, workers=steps.detector_workers(profile))
     for name, value in steps.last_epoch(out / "metrics.csv").items():
         summary.log_metric(name, value)
     return run_summary.stop_reason(out / "summary.json")

@@ -1,19 +1,5 @@
-"""Scoring: predicted digit sums against the competition's `train.csv`, which no model saw.
-
-Reports the write-up's ladder of sum accuracies on the same detections: the detector's own classes
-(> 95 % in the write-up), after re-classification (> 98 %), after post-processing (> 99.1 %); the accuracy
-per true sum; the 28x28 confusion matrix; and, when ground-truth boxes are given, detection recall and
-precision at IoU 0.5 with the digit accuracy of the matched boxes, and recall and precision per size of the
-true digit (`size_metrics`). Writes `metrics.json` for machines and `report.html` (the wrong images with their
-boxes and the digits the detector missed: the write-up's main debugging tool) for people.
-
-Boxes per size are matched by cover, not IoU: a true box may be the tight ink box or the digit's whole square
-cell, and a predicted box either too. A thin "1" has an ink box a few pixels wide inside its square cell, an IoU
-near 0.1 for a digit the detector did find. A prediction and a true box match when (1) their intersection covers
-at least half of the smaller box (which puts the smaller box's centre inside the larger one) and (2) their longer
-sides are within a factor of 2 (an ink box's longer side is about 20/28 of its cell's). (2) keeps an artefact
-box inside a big digit from counting as that digit.
-"""
+"""score's work: the sum accuracies, the box matching and the figures per digit size, written to metrics.json
+and report.html (`umnist.score`'s docstring has the matching rules)."""
 
 import os
 from pathlib import Path
@@ -28,6 +14,8 @@ from umnist.postprocess import digit_sums
 from umnist.tables import (
     BOX_COLUMNS,
     FILTERED_COLUMNS,
+    FILTERED_FILE,
+    SUBMISSION_FILE,
     check_detections,
     id_examples,
     read_boxes,
@@ -64,9 +52,9 @@ def load_predictions(predictions) -> tuple[pd.DataFrame, pd.Series, str]:
         name = "submission table"
     else:
         directory = Path(predictions)
-        filtered = read_detections(directory / "detections_filtered.parquet")
-        submission = read_sums(directory / "submission.csv")
-        name = str(directory / "submission.csv")
+        filtered = read_detections(directory / FILTERED_FILE)
+        submission = read_sums(directory / SUBMISSION_FILE)
+        name = str(directory / SUBMISSION_FILE)
     if any(c not in filtered.columns for c in FILTERED_COLUMNS):
         raise UmnistError(f"{name}: the detections lack kept/drop_reason: run `umnist postprocess` first")
     kept_sums = digit_sums(filtered, mask=filtered["kept"])
@@ -265,18 +253,20 @@ def size_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd.
     return result, missed
 
 
-def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike, *,
-        boxes_csv: str | os.PathLike | None = None, images_dir: str | os.PathLike | None = None,
+def run(predictions, labels: str | os.PathLike, out: str | os.PathLike, *,
+        boxes: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
         gallery_limit: int = 200, subset: bool = False) -> dict:
-    """Score a postprocess output (its directory, or the pair of tables) against `labels_csv`.
+    """Score a postprocess output (its directory, or the pair of tables) against the sums in `labels` (CSV
+    id,digit_sum), and its boxes against `boxes` (CSV id,digit,x1,y1,x2,y2) when given; `images` (their
+    folder) lets the report draw them.
 
-    Writes `metrics.json` and `report.html` in `out_dir` and returns the metrics. `subset` allows labels for
-    more images than were predicted (scoring the first N train images against the whole train.csv).
+    Writes `metrics.json` and `report.html` in `out` and returns the metrics, its summary. `subset` allows
+    labels for more images than were predicted (scoring the first N train images against the whole train.csv).
     """
     if gallery_limit < 0:
         raise UmnistError(f"gallery_limit={gallery_limit} must be >= 0")
     filtered, submission, predictions_name = load_predictions(predictions)
-    truth = align(read_sums(labels_csv), submission, str(labels_csv), predictions_name, subset)
+    truth = align(read_sums(labels), submission, str(labels), predictions_name, subset)
     predicted = {}
     for level, (digit_column, rows) in LEVELS.items():
         mask = filtered["kept"].to_numpy(bool) if rows == "kept" else None
@@ -285,43 +275,24 @@ def run(predictions, labels_csv: str | os.PathLike, out_dir: str | os.PathLike, 
     metrics["skipped_images"] = skipped_images(filtered)
     metrics["boxes"] = metrics["detection_by_size"] = None
     missed = None
-    if boxes_csv is not None:
-        truth_boxes = read_boxes(boxes_csv)
+    if boxes is not None:
+        truth_boxes = read_boxes(boxes)
         unknown = set(truth_boxes["image_id"]) - set(truth.index)
         if subset:
             truth_boxes = truth_boxes.loc[~truth_boxes["image_id"].isin(unknown)]
         elif unknown:
-            raise UmnistError(f"{boxes_csv}: {len(unknown)} id(s) are not among the scored images, "
+            raise UmnistError(f"{boxes}: {len(unknown)} id(s) are not among the scored images, "
                               f"e.g. {id_examples(unknown)}")
         metrics["boxes"] = box_metrics(filtered, truth_boxes)
         metrics["detection_by_size"], missed = size_metrics(filtered, truth_boxes)
-    metrics["inputs"] = {"predictions": predictions_name, "labels": str(labels_csv),
-                         "boxes": None if boxes_csv is None else str(boxes_csv),
-                         "images": None if images_dir is None else str(images_dir)}
-    out = Path(out_dir)
+    metrics["inputs"] = {"predictions": predictions_name, "labels": str(labels),
+                         "boxes": None if boxes is None else str(boxes),
+                         "images": None if images is None else str(images)}
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    from umnist.report import write_report  # imports OpenCV
+    from umnist.score.report import write_report  # imports OpenCV
 
     sums = pd.DataFrame({"true": truth, **predicted})
-    write_report(out / "report.html", metrics, sums, filtered, images_dir, gallery_limit, missed)
+    write_report(out / "report.html", metrics, sums, filtered, images, gallery_limit, missed)
     return metrics
-
-
-def register(sub) -> None:
-    p = sub.add_parser("score", help="accuracy of the predicted sums; metrics.json and report.html")
-    p.add_argument("--predictions", required=True, help="output directory of `umnist postprocess`")
-    p.add_argument("--labels", required=True, help="CSV id,digit_sum (the competition's train.csv)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--boxes", help="optional ground-truth boxes CSV id,digit,x1,y1,x2,y2")
-    p.add_argument("--images", help="directory of the images ({id}.jpeg/.jpg/.png) for the report's gallery")
-    p.add_argument("--gallery-limit", type=int, default=200, help="most wrong images drawn in the report")
-    p.add_argument("--subset", action="store_true", help="the labels may hold more ids than were predicted")
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    metrics = run(args.predictions, args.labels, args.out, boxes_csv=args.boxes, images_dir=args.images,
-                  gallery_limit=args.gallery_limit, subset=args.subset)
-    print(f"{metrics['images']} images: {ladder_text(metrics, 4)}; wrote {Path(args.out) / 'report.html'}")
-    return 0

@@ -1,14 +1,5 @@
-"""The infer stage: detect digits on full images, cut square crops, re-classify them with invert TTA.
-
-    from umnist import infer
-    infer.run("train/", "detector/weights/best.pt", "classifier/best.pt", "out", profile="full")
-
-Writes `out/detections.parquet` (docs/formats.md): a row per detection and an `empty` row per image without
-one, so no id is lost. Each model runs at the input size its checkpoint records (the detector's training
-`imgsz`, the classifier's `img_size`), whatever the profile; `img_size` overrides the detector's, with a warning.
-Streams: images are decoded ahead by threads while the models work, results go to small part files (so memory
-stays flat and a killed run resumes where it stopped), then into one table.
-"""
+"""infer's work: detect the digits of every image, cut square crops, re-classify them with invert TTA, and
+stream the results through chunk files into one table (`umnist.infer`'s docstring has the whole story)."""
 
 import os
 import shutil
@@ -17,9 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -28,44 +17,16 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from umnist import config, storage
-from umnist.config import opt
 from umnist.crops import cut_squares
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import IMAGE_SUFFIXES, atomic_path, write_json
+from umnist.infer.config import InferConfig
 from umnist.labels import NUM_CLASSES
-from umnist.tables import BOX_COLUMNS, DETECTIONS_SCHEMA, NO_DIGIT, PROB_COLUMNS, skipped_images
+from umnist.tables import BOX_COLUMNS, DETECTIONS_FILE, DETECTIONS_SCHEMA, NO_DIGIT, PROB_COLUMNS, skipped_images
 
 # read_gray reports an unreadable image in one line naming it; OpenCV's own decoder warnings would only add noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-
-
-@dataclass
-class InferConfig:
-    batch_images: int = opt(4, "images per detector forward: 4 x 2560^2 fits any datacenter GPU; CPU gains nothing")
-    prefetch: int = opt(8, "images decoded ahead by background threads, so decoding overlaps the model work")
-    decode_threads: int = opt(2, "threads decoding JPEGs (OpenCV releases the GIL while decoding)")
-    classify_batch: int = opt(256, "crops per classifier forward (x2 with the inverted copies)")
-    part_images: int = opt(500, "images per part file: the unit of resume, and the memory held at a time")
-    shard: int = opt(0, "which shard of the sorted image list this run does (0-based), for parallel pods")
-    shards: int = opt(1, "how many shards the image list is split into (image i goes to shard i % shards)")
-    bad_images: Literal["skip", "fail"] = opt(
-        "skip", "an unreadable image: 'skip' records it (error column, empty row, predicted sum 0) and goes on, "
-        "so a 28,000-image run never dies on one file; 'fail' stops with its name")
-    device: str = opt("auto", "torch device: 'auto' = the GPU when there is one, else the CPU")
-    img_size: int | None = opt(
-        None, "detector input side in px; null = the size the detector was trained at (its checkpoint records "
-        "it). Another size is used with a warning: below the training size the small digits are missed")
-
-    def check(self) -> list[str]:
-        problems = [f"{name}={getattr(self, name)} must be at least 1" for name in
-                    ("batch_images", "prefetch", "decode_threads", "classify_batch", "part_images", "shards")
-                    if getattr(self, name) < 1]
-        if self.img_size is not None and (self.img_size < 64 or self.img_size % 32):
-            problems.append(f"img_size={self.img_size} must be a multiple of 32, at least 64 (or null)")
-        if not 0 <= self.shard < max(self.shards, 1):
-            problems.append(f"shard={self.shard} must be within 0..{self.shards - 1}")
-        return problems
 
 
 def list_images(images_dir: Path) -> list[Path]:
@@ -174,56 +135,59 @@ class Models:
         return list(zip(detections, np.split(probs, split), strict=True))
 
 
-def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifier_weights: str | os.PathLike,
-        out_dir: str | os.PathLike, profile: str | os.PathLike = "tiny", resume: bool = False,
-        progress: bool = True, **overrides) -> Path:
-    """Detect and classify every image of `images` (a directory or object-store prefix) into
-    `out_dir/detections.parquet`; with `resume`, images already in finished part files are not redone."""
+def run(images: str | os.PathLike, detector: str | os.PathLike, classifier: str | os.PathLike,
+        out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *, resume: bool = False,
+        progress: bool = True, **overrides) -> dict:
+    """Detect and classify every image of `images` (a directory or object-store prefix) with the `detector` and
+    `classifier` weights into `out/detections.parquet`; with `resume`, images already in finished chunk files
+    are not redone. Returns its summary: `images` and `detections` (counts of the table), `skipped_images` (id ->
+    why it could not be read) and `speed` (this call's `infer_stats.json`; None when nothing was left to infer)."""
     cfg = config.resolve(InferConfig, "infer", profile, **overrides)
-    out = Path(out_dir)
+    detector_weights, classifier_weights, out = detector, classifier, Path(out)
     with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
         images_dir = storage.fetch(images, work, require_marker=False)
-        paths = list_images(images_dir)[cfg.shard::cfg.shards]
-        parts = out / ".parts"
-        if parts.exists() and not resume:
-            for stale in parts.glob("*.parquet"):
+        paths = list_images(images_dir)[cfg.part::cfg.parts]
+        chunk_dir = out / ".chunks"
+        if chunk_dir.exists() and not resume:
+            for stale in chunk_dir.glob("*.parquet"):
                 stale.unlink()
-        done = {p.stem for p in parts.glob("*.parquet")}
-        chunks = [paths[i:i + cfg.part_images] for i in range(0, len(paths), cfg.part_images)]
-        todo = [(k, chunk) for k, chunk in enumerate(chunks) if f"part-{k:05d}" not in done]
+        done = {p.stem for p in chunk_dir.glob("*.parquet")}
+        chunks = [paths[i:i + cfg.chunk_images] for i in range(0, len(paths), cfg.chunk_images)]
+        todo = [(k, chunk) for k, chunk in enumerate(chunks) if _chunk_name(k) not in done]
         # The weights are checked before anything is written, so a wrong file leaves no output behind; they are
-        # loaded even when every part is done, so that config.yaml records the sizes the models run at.
+        # loaded even when every chunk is done, so that config.yaml records the sizes the models run at.
         models = Models(detector_weights, classifier_weights, profile, cfg)
-        result = out / "detections.parquet"
-        if resume and result.is_file():  # killed after its result, while removing its parts: nothing to redo
-            shutil.rmtree(parts, ignore_errors=True)
-            return result
-        # A fresh run removes an older result first, so a result beside part files is always this run's.
+        result = out / DETECTIONS_FILE
+        if resume and result.is_file():  # killed after its result, while removing its chunks: nothing to redo
+            shutil.rmtree(chunk_dir, ignore_errors=True)
+            return _summary(result, None)
+        # A fresh run removes an older result first, so a result beside chunk files is always this run's.
         result.unlink(missing_ok=True)
         out_existed = out.exists()
-        parts.mkdir(parents=True, exist_ok=True)
+        chunk_dir.mkdir(parents=True, exist_ok=True)
         started, decode_seconds = time.perf_counter(), [0.0]
         bar = tqdm(total=len(paths), initial=len(paths) - sum(len(c) for _, c in todo), desc="infer",
                    unit="img", disable=not progress)
         try:
             for k, chunk in todo:
-                _infer_part(models, chunk, cfg, decode_seconds, bar, parts / f"part-{k:05d}.parquet")
+                _infer_chunk(models, chunk, cfg, decode_seconds, bar, chunk_dir / f"{_chunk_name(k)}.parquet")
         except UmnistError:
-            if not any(parts.iterdir()):  # no finished part to resume from: leave no trace
-                parts.rmdir()
+            if not any(chunk_dir.iterdir()):  # no finished chunk to resume from: leave no trace
+                chunk_dir.rmdir()
                 if not out_existed and not any(out.iterdir()):
                     out.rmdir()
             raise
         finally:
             bar.close()
+        speed = None
         if todo:
             elapsed = time.perf_counter() - started
             done_now = sum(len(c) for _, c in todo)
-            write_json(out / "infer_stats.json", {
-                "images": done_now, "seconds": round(elapsed, 3), "images_per_s": round(done_now / elapsed, 3),
-                **{f"{k}_seconds": round(v, 3) for k, v in models.seconds.items()},
-                "decode_seconds_in_threads": round(decode_seconds[0], 3)})
-        # config.yaml first, detections.parquet next (the run's commit point), the part files last: a kill
+            speed = {"images": done_now, "seconds": round(elapsed, 3), "images_per_s": round(done_now / elapsed, 3),
+                     **{f"{k}_seconds": round(v, 3) for k, v in models.seconds.items()},
+                     "decode_seconds_in_threads": round(decode_seconds[0], 3)}
+            write_json(out / "infer_stats.json", speed)
+        # config.yaml first, detections.parquet next (the run's commit point), the chunk files last: a kill
         # between any two of these leaves a run that --resume completes without redoing any image.
         config.save(cfg, "infer", out, profile, detector_weights=str(detector_weights),
                     classifier_weights=str(classifier_weights), images=str(images),
@@ -235,14 +199,25 @@ def run(images: str | os.PathLike, detector_weights: str | os.PathLike, classifi
         with atomic_path(result) as tmp:
             with pq.ParquetWriter(tmp, DETECTIONS_SCHEMA) as writer:
                 for k in range(len(chunks)):
-                    writer.write_table(pq.read_table(parts / f"part-{k:05d}.parquet", schema=DETECTIONS_SCHEMA))
-        shutil.rmtree(parts)
-    return result
+                    writer.write_table(pq.read_table(chunk_dir / f"{_chunk_name(k)}.parquet",
+                                                     schema=DETECTIONS_SCHEMA))
+        shutil.rmtree(chunk_dir)
+    return _summary(result, speed)
 
 
-def _infer_part(models: Models, chunk: list[Path], cfg: InferConfig, decode_seconds: list[float], bar,
-                part: Path) -> None:
-    """Detect and classify one part's images into the part file `part` (written only when complete)."""
+def _summary(result: Path, speed: dict | None) -> dict:
+    table = pq.read_table(result, columns=["image_id", "empty", "error"]).to_pandas()
+    return {"images": int(table["image_id"].nunique()), "detections": int((~table["empty"]).sum()),
+            "skipped_images": skipped_images(table), "speed": speed}
+
+
+def _chunk_name(k: int) -> str:
+    return f"chunk-{k:05d}"
+
+
+def _infer_chunk(models: Models, chunk: list[Path], cfg: InferConfig, decode_seconds: list[float], bar,
+                 target: Path) -> None:
+    """Detect and classify one chunk's images into the chunk file `target` (written only when complete)."""
     tables = []
     batch: list[tuple[Path, np.ndarray]] = []
     for path, image, error in decoded(chunk, cfg, decode_seconds):
@@ -261,7 +236,7 @@ def _infer_part(models: Models, chunk: list[Path], cfg: InferConfig, decode_seco
     if batch:
         tables += _infer_batch(models, batch, cfg)
         bar.update(len(batch))
-    with atomic_path(part) as tmp:
+    with atomic_path(target) as tmp:
         pq.write_table(_merge(tables), tmp)
 
 
@@ -269,32 +244,3 @@ def _infer_batch(models: Models, batch: list[tuple[Path, np.ndarray]], cfg: Infe
     results = models([image for _, image in batch], cfg.classify_batch)
     return [_rows(path.stem, image.shape, boxes, probs)
             for (path, image), (boxes, probs) in zip(batch, results, strict=True)]
-
-
-def add_inputs(p) -> None:
-    """The flags infer and predict share: images, the two models, the output folder, resume, progress."""
-    p.add_argument("--images", required=True, help="directory or object-store prefix of {id}.jpeg/.jpg/.png")
-    p.add_argument("--detector", required=True, help="detector weights (YOLOv5 checkpoint, e.g. weights/best.pt)")
-    p.add_argument("--classifier", required=True, help="classifier weights (best.pt of train-classifier)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--resume", action="store_true", help="keep the finished part files of a killed run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def register(sub) -> None:
-    p = sub.add_parser("infer", help="detect and re-classify the digits of every image: detections.parquet")
-    add_inputs(p)
-    config.add_arguments(p, InferConfig)
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    path = run(args.images, args.detector, args.classifier, args.out, args.profile, resume=args.resume,
-               progress=not args.no_progress, **config.overrides_from_args(args))
-    table = pq.read_table(path, columns=["image_id", "empty", "error"])
-    skipped = skipped_images(table.to_pandas())
-    print(f"{len(set(table['image_id'].to_pylist()))} images, "
-          f"{table.num_rows - sum(table['empty'].to_pylist())} detections"
-          + (f", {len(skipped)} unreadable image(s) skipped (error column, sum 0)" if skipped else "")
-          + f"; wrote {path}")
-    return 0

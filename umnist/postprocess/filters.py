@@ -1,55 +1,29 @@
-"""Post-processing: from the infer table to one digit sum per image (the write-up's last rung, > 99.1 %).
+"""postprocess's work: the two filters, the digit sums and the files they go to (`umnist.postprocess`'s
+docstring has the rules)."""
 
-Two filters run in this order on each image's detections, then the kept digits are summed:
-1. nested boxes: a box lying completely inside another (intersection over the smaller box's area above
-   `nested_threshold`) is dropped, the smaller one going. Big digits carry artefacts that the detector reports
-   as small digits inside them; NMS cannot remove those because their IoU with the big box is tiny.
-2. probability floor: a digit whose averaged TTA probability is below `min_prob` is dropped (background the
-   detector took for a digit; the classifier is unsure about it).
-The sum is clamped to 0..27, the competition's classes. Every image id of the input gets a row, including
-images with no detection (sum 0).
-"""
-
-import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from umnist import config
-from umnist.config import opt
 from umnist.fileio import atomic_path
 from umnist.labels import MAX_DIGIT_SUM
+from umnist.postprocess.config import PostprocessConfig
 from umnist.tables import (
     BOX_COLUMNS,
+    DETECTIONS_FILE,
     EMPTY,
+    FILTERED_FILE,
     KEPT,
     LOW_PROB,
     NESTED,
+    SUBMISSION_FILE,
     check_detections,
     read_detections,
     skipped_images,
 )
-
-
-@dataclasses.dataclass
-class PostprocessConfig:
-    nested_threshold: float = opt(0.999, "intersection over the smaller box's area above which the smaller "
-                                  "box is dropped: big digits have artefacts detected as small digits inside "
-                                  "them, which IoU-based NMS cannot remove (write-up, 'Post processing')")
-    min_prob: float = opt(0.45, "drop a digit whose averaged TTA probability is below this: background taken "
-                          "for a digit gets a low classifier probability (write-up, 'Post processing'; the "
-                          "original tested 0.9 on the sum of the two TTA probabilities, the same rule)")
-
-    def check(self) -> list[str]:
-        problems = []
-        if not 0 < self.nested_threshold <= 1:
-            problems.append(f"nested_threshold={self.nested_threshold} must be in (0, 1]")
-        if not 0 <= self.min_prob <= 1:
-            problems.append(f"min_prob={self.min_prob} must be in [0, 1]")
-        return problems
 
 
 def nested_box_filter(boxes: np.ndarray, probs: np.ndarray, threshold: float = 0.999) -> np.ndarray:
@@ -124,46 +98,30 @@ def filter_detections(table: pd.DataFrame, cfg: PostprocessConfig) -> pd.DataFra
     return out
 
 
-def run(detections: str | os.PathLike | pd.DataFrame, out_dir: str | os.PathLike,
-        profile: str | os.PathLike = "tiny", **overrides) -> pd.DataFrame:
-    """Filter `detections` (the infer table or its Parquet path) and write, in `out_dir`:
-    `submission.csv` (id,digit_sum, one row per image, sorted by id), `detections_filtered.parquet` and
-    `config.yaml`. Returns the filtered table.
+def run(detections: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
+        profile: str | os.PathLike | dict = "tiny", **overrides) -> dict:
+    """Filter `detections` (infer's output folder, its `detections.parquet`, or the table itself) and write, in
+    `out`: `submission.csv` (id,digit_sum, one row per image, sorted by id), `detections_filtered.parquet` and
+    `config.yaml`. Returns its summary: `images`, `digits_kept`, `dropped_nested`, `dropped_low_prob` and
+    `skipped_images` (id -> why infer could not read it; its sum is 0).
     """
     cfg = config.resolve(PostprocessConfig, "postprocess", profile, **overrides)
     if isinstance(detections, pd.DataFrame):
         check_detections(detections, "detections table")
         table = detections.astype({"image_id": str})
     else:
-        table = read_detections(detections)
+        path = Path(detections)
+        table = read_detections(path / DETECTIONS_FILE if path.is_dir() else path)
     filtered = filter_detections(table.reset_index(drop=True), cfg)
     sums = digit_sums(filtered, mask=filtered["kept"])
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "submission.csv") as tmp:
+    with atomic_path(out / SUBMISSION_FILE) as tmp:
         sums.rename_axis("id").reset_index().to_csv(tmp, index=False)
-    with atomic_path(out / "detections_filtered.parquet") as tmp:
+    with atomic_path(out / FILTERED_FILE) as tmp:
         filtered.to_parquet(tmp, index=False)
     config.save(cfg, "postprocess", out, profile)
-    return filtered
-
-
-def register(sub) -> None:
-    p = sub.add_parser("postprocess", help="drop nested and unsure digits; write submission.csv")
-    p.add_argument("--detections", required=True, help="detections.parquet written by `umnist infer`")
-    p.add_argument("--out", required=True, help="output directory")
-    config.add_arguments(p, PostprocessConfig)
-    p.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    filtered = run(args.detections, args.out, args.profile, **config.overrides_from_args(args))
     reasons = filtered["drop_reason"].value_counts()
-    print(f"{filtered['image_id'].nunique()} images, {int(filtered['kept'].sum())} digits kept; dropped: "
-          f"{int(reasons.get(NESTED, 0))} nested, {int(reasons.get(LOW_PROB, 0))} below the floor; "
-          f"wrote {Path(args.out) / 'submission.csv'}")
-    skipped = skipped_images(filtered)
-    if skipped:
-        print(f"{len(skipped)} image(s) were unreadable, skipped by infer and given sum 0: "
-              + ", ".join(list(skipped)[:5]) + (", ..." if len(skipped) > 5 else ""), file=sys.stderr)
-    return 0
+    return {"images": int(filtered["image_id"].nunique()), "digits_kept": int(filtered["kept"].sum()),
+            **{f"dropped_{reason}": int(reasons.get(reason, 0)) for reason in (NESTED, LOW_PROB)},
+            "skipped_images": skipped_images(filtered)}
