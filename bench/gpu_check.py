@@ -310,7 +310,7 @@ def phases(check: Check, args) -> None:
         report.update(images=metrics["images"], accuracy=metrics["sum_accuracy"],
                       detection_recall=(boxes.get("detector") or {}).get("recall"),
                       detection_precision=(boxes.get("detector") or {}).get("precision"),
-                      detection_by_size=metrics.get("detection_by_size"))
+                      detection_by_size=metrics.get("detection_by_size"), error_causes=metrics.get("error_causes"))
     check.write()
 
 

@@ -107,6 +107,9 @@ def test_gallery_draws_the_missed_digits(scored, tmp_path, with_boxes):
     page = (tmp_path / "out" / "report.html").read_text()
     assert ("missed true digit(s): 1 at (400, 400, 450, 500)" in page) == with_boxes
     assert ("missed true digit (no detector box matches it)" in page) == with_boxes      # the legend
+    assert ("<h2>Why 4 sums are wrong</h2>" in page) == with_boxes
+    if with_boxes:  # bad_png's "1" is its only problem; the others, without true boxes, hold no digit
+        assert "<td>a true digit no detector box found</td><td>1</td><td>1</td><td>1</td>" in page
     assert "kept digit" in page and "dropped: nested" in page
     b, g, r = (embedded_images(page)["bad_png"][..., c].astype(int) for c in range(3))
     magenta = (r - g > 80) & (b - g > 80)

@@ -50,7 +50,7 @@ def test_ladder_per_sum_and_confusion(predictions, tmp_path):
     written = json.loads((tmp_path / "score" / "metrics.json").read_text())
     assert written == metrics
     assert set(written) == {"images", "correct", "sum_accuracy", "per_sum", "confusion", "wrong_ids", "boxes",
-                            "detection_by_size", "inputs", "skipped_images"}
+                            "detection_by_size", "error_causes", "inputs", "skipped_images"}
     assert written["detection_by_size"] is None
     assert written["skipped_images"] == {}
     assert (tmp_path / "score" / "report.html").is_file()
@@ -142,6 +142,33 @@ def test_box_metrics(tmp_path):
     assert boxes["reclassified"] == {**boxes["detector"], "correct_digits": 1, "digit_accuracy": 0.5}
     assert boxes["postprocessed"] == {"detections": 3, "matched": 2, "correct_digits": 2, "recall": 2 / 3,
                                       "precision": 2 / 3, "digit_accuracy": 1.0}
+
+
+# One wrong image per cause, one with two causes, one right: truth is a 5 at BIG (and a 2 at RIGHT in c_two).
+RIGHT = (200, 0, 300, 100)
+CAUSES = table(
+    empty("c_missed"),                                                  # the 5 never found
+    detection("c_dropped", BIG, 5, prob=0.2),                           # found, below the floor
+    detection("c_false", BIG, 5), detection("c_false", RIGHT, 3),       # a kept box on nothing
+    detection("c_misread", BIG, 6),                                     # found and kept, read as a 6
+    detection("c_two", BIG, 6),                                         # misread, and its 2 missed
+    detection("c_right", BIG, 5),
+)
+CAUSE_BOXES = "id,digit,x1,y1,x2,y2\n" + "".join(f"{i},5,0,0,100,100\n" for i in (
+    "c_missed", "c_dropped", "c_false", "c_misread", "c_two", "c_right")) + "c_two,2,200,0,300,100\n"
+
+
+def test_error_causes_name_why_each_wrong_sum_is_wrong(tmp_path):
+    postprocess.run(CAUSES, tmp_path / "pred")
+    labels = write_labels(tmp_path / "train.csv", {"c_missed": 5, "c_dropped": 5, "c_false": 5, "c_misread": 5,
+                                                   "c_two": 7, "c_right": 5})
+    (tmp_path / "boxes.csv").write_text(CAUSE_BOXES)
+    metrics = score.run(tmp_path / "pred", labels, tmp_path / "score", boxes=tmp_path / "boxes.csv")
+    assert metrics["error_causes"] == {
+        "digits": {"missed": 2, "dropped": 1, "false": 1, "misread": 2}, "wrong_images": 5,
+        "wrong_images_with": {"missed": 2, "dropped": 1, "false": 1, "misread": 2},
+        "wrong_images_with_only": {"missed": 1, "dropped": 1, "false": 1, "misread": 1}}
+    assert score.run(tmp_path / "pred", labels, tmp_path / "no-boxes")["error_causes"] is None
 
 
 def test_match_boxes_is_greedy_by_confidence():

@@ -120,6 +120,9 @@ def test_score_summary():
     assert summary["box_recall_detector"] == 0.9 and "box_precision_detector" not in summary
     assert all(isinstance(v, float) and np.isfinite(v) for v in summary.values())
     assert "box_recall_detector" not in steps.score_summary({**metrics, "boxes": None})
+    causes = {"wrong_images_with": {"missed": 3, "misread": 5}, "wrong_images_with_only": {"missed": 1, "misread": 4}}
+    with_causes = steps.score_summary({**metrics, "error_causes": causes})
+    assert (with_causes["wrong_with_misread"], with_causes["wrong_with_only_missed"]) == (5.0, 1.0)
     rows = [{"min_px": 0, "max_px": 16, "recall": 0.5, "precision": None},
             {"min_px": 1024, "max_px": None, "recall": 1.0, "precision": 0.25}]
     by_size = steps.score_summary({**metrics, "detection_by_size": {"detector": rows, "postprocessed": rows[1:]}})

@@ -117,7 +117,8 @@ def last_epoch(metrics_csv: str | os.PathLike) -> dict[str, float]:
 def score_summary(metrics: dict) -> dict[str, float]:
     """The scalars of a score `metrics.json` worth comparing across runs: the sum accuracy ladder and, with
     ground-truth boxes, the detection recall and precision at each level and per digit size bucket
-    (`size_32_64_recall_detector`, `size_1024_up_precision_postprocessed`; none for an empty bucket)."""
+    (`size_32_64_recall_detector`, `size_1024_up_precision_postprocessed`; none for an empty bucket) and the
+    wrong images per error cause (`wrong_with_misread`, `wrong_with_only_missed`)."""
     summary = {f"sum_accuracy_{level}": value for level, value in metrics["sum_accuracy"].items()}
     summary["images"] = metrics["images"]
     for level in ("detector", "reclassified", "postprocessed"):
@@ -129,6 +130,10 @@ def score_summary(metrics: dict) -> dict[str, float]:
             name = f"size_{bucket['min_px']}_{bucket['max_px'] or 'up'}"
             for key in ("recall", "precision"):
                 summary[f"{name}_{key}_{level}"] = bucket[key]
+    causes = metrics.get("error_causes") or {}
+    for cause, count in (causes.get("wrong_images_with") or {}).items():
+        summary[f"wrong_with_{cause}"] = count
+        summary[f"wrong_with_only_{cause}"] = causes["wrong_images_with_only"][cause]
     return {key: float(value) for key, value in summary.items() if value is not None}
 
 

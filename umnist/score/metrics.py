@@ -253,6 +253,36 @@ def size_metrics(filtered: pd.DataFrame, truth: pd.DataFrame) -> tuple[dict, pd.
     return result, missed
 
 
+ERROR_CAUSES = ("missed", "dropped", "false", "misread")
+
+
+def error_causes(filtered: pd.DataFrame, truth: pd.DataFrame, wrong_ids: list[str]) -> dict:
+    """Why the wrong sums are wrong, by the cover rule: a true digit no detector box found (`missed`), found but
+    every box on it dropped by post-processing (`dropped`), a kept box on no true digit (`false`), a kept box on a
+    true digit read as another digit (`misread`). Digits of each cause over every image; of the wrong images,
+    those with each cause and those with that cause alone (fixing it alone would fix them)."""
+    truth = truth.reset_index(drop=True)
+    detections = filtered.loc[~filtered["empty"].to_numpy(bool)].reset_index(drop=True)
+    kept = detections.loc[detections["kept"].to_numpy(bool)].reset_index(drop=True)
+    found, kept_match = cover_found(detections, truth), cover_found(kept, truth)
+    on_truth = kept_match >= 0
+    cause_ids = {
+        "missed": truth["image_id"].drop(index=found[found >= 0]),
+        "dropped": truth["image_id"].loc[sorted(set(found[found >= 0]) - set(kept_match[on_truth]))],
+        "false": kept["image_id"].loc[~on_truth],
+        "misread": kept["image_id"].loc[on_truth & (kept["cls_digit"].to_numpy()
+                                                     != truth["digit"].to_numpy()[np.maximum(kept_match, 0)])],
+    }
+    wrong = set(wrong_ids)
+    causes_of = {image_id: {c for c in ERROR_CAUSES if image_id in set(cause_ids[c])} for image_id in wrong}
+    return {"digits": {c: len(ids) for c, ids in cause_ids.items()},
+            "wrong_images": len(wrong),
+            "wrong_images_with": {c: sum(c in found_causes for found_causes in causes_of.values())
+                                  for c in ERROR_CAUSES},
+            "wrong_images_with_only": {c: sum(found_causes == {c} for found_causes in causes_of.values())
+                                       for c in ERROR_CAUSES}}
+
+
 def run(predictions, labels: str | os.PathLike, out: str | os.PathLike, *,
         boxes: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
         gallery_limit: int = 200, subset: bool = False) -> dict:
@@ -273,7 +303,7 @@ def run(predictions, labels: str | os.PathLike, out: str | os.PathLike, *,
         predicted[level] = digit_sums(filtered, digit_column, mask)
     metrics = sum_metrics(truth, predicted)
     metrics["skipped_images"] = skipped_images(filtered)
-    metrics["boxes"] = metrics["detection_by_size"] = None
+    metrics["boxes"] = metrics["detection_by_size"] = metrics["error_causes"] = None
     missed = None
     if boxes is not None:
         truth_boxes = read_boxes(boxes)
@@ -285,6 +315,7 @@ def run(predictions, labels: str | os.PathLike, out: str | os.PathLike, *,
                               f"e.g. {id_examples(unknown)}")
         metrics["boxes"] = box_metrics(filtered, truth_boxes)
         metrics["detection_by_size"], missed = size_metrics(filtered, truth_boxes)
+        metrics["error_causes"] = error_causes(filtered, truth_boxes, metrics["wrong_ids"])
     metrics["inputs"] = {"predictions": predictions_name, "labels": str(labels),
                          "boxes": None if boxes is None else str(boxes),
                          "images": None if images is None else str(images)}

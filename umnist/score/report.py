@@ -149,6 +149,8 @@ def render(metrics: dict, sums: pd.DataFrame, detections: pd.DataFrame, images_d
                   _table(["level", "detections", "matched", "recall", "precision", "digit accuracy"], rows)]
     if metrics.get("detection_by_size"):
         parts += _size_table(metrics["detection_by_size"])
+    if metrics.get("error_causes"):
+        parts += _causes_table(metrics["error_causes"])
     per_sum = [[s["sum"], s["images"], s["correct"], _percent(s["accuracy"])] for s in metrics["per_sum"]]
     parts += ["<h2>Accuracy per true sum (after post-processing)</h2>",
               _table(["sum", "images", "correct", "accuracy"], per_sum)]
@@ -191,6 +193,18 @@ def _size_table(by_size: dict) -> list[str]:
             f"the two and their longer sides differ by at most {1 / by_size['side_ratio']:g}x (so an ink box "
             f"matches its digit's square cell). An unmatched box counts in the bucket of its own size.</p>",
             _table(header, rows)]
+
+
+CAUSE_TEXT = {"missed": "a true digit no detector box found", "dropped": "a found digit dropped by post-processing",
+              "false": "a kept box on no digit", "misread": "a kept digit read as another"}
+
+
+def _causes_table(causes: dict) -> list[str]:
+    """Why the wrong sums are wrong: digits of each cause, wrong images with it, and with it alone."""
+    rows = [[text, causes["digits"][cause], causes["wrong_images_with"][cause],
+             causes["wrong_images_with_only"][cause]] for cause, text in CAUSE_TEXT.items()]
+    return [f"<h2>Why {causes['wrong_images']} sums are wrong</h2>",
+            _table(["cause", "digits", "wrong images with it", "with it alone"], rows)]
 
 
 def _confusion(confusion: list[list[int]]) -> str:
