@@ -33,6 +33,8 @@ def test_optional_inputs_may_be_missing_required_ones_not(tmp_path):
     assert "--boxes" not in argv and "--images" not in argv
     with pytest.raises(UmnistError, match="step score: needs the run input labels"):
         flow.command("score", folders(tmp_path), {})
+    with pytest.raises(UmnistError, match=r"step score: unknown run input\(s\) label \(known: mnist, images"):
+        flow.command("score", folders(tmp_path), {"label": "train.csv"})
     with pytest.raises(UmnistError, match="step infer: needs the output folder of step train-detector"):
         flow.command("infer", {"infer": tmp_path}, RUN_INPUTS)
 

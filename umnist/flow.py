@@ -60,6 +60,9 @@ def command(name: str, folders: Mapping[str, str | os.PathLike],
     """The `umnist` command line of step `name`: `folders` maps a step to its output folder (this step's and
     those it reads from), `run_inputs` a name of RUN_INPUTS to its path; an optional input the run lacks is
     left out. UmnistError names what is missing."""
+    unknown = sorted(set(run_inputs) - set(RUN_INPUTS))
+    if unknown:
+        raise UmnistError(f"step {name}: unknown run input(s) {', '.join(unknown)} (known: {', '.join(RUN_INPUTS)})")
     step = STEP[name]
     argv = [name]
     for flag, source in step.inputs.items():

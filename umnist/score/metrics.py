@@ -273,10 +273,10 @@ def error_causes(filtered: pd.DataFrame, truth: pd.DataFrame, wrong_ids: list[st
         "misread": kept["image_id"].loc[on_truth & (kept["cls_digit"].to_numpy()
                                                      != truth["digit"].to_numpy()[np.maximum(kept_match, 0)])],
     }
-    wrong = set(wrong_ids)
-    causes_of = {image_id: {c for c in ERROR_CAUSES if image_id in set(cause_ids[c])} for image_id in wrong}
+    images_with = {c: set(ids) for c, ids in cause_ids.items()}
+    causes_of = {image_id: {c for c in ERROR_CAUSES if image_id in images_with[c]} for image_id in wrong_ids}
     return {"digits": {c: len(ids) for c, ids in cause_ids.items()},
-            "wrong_images": len(wrong),
+            "wrong_images": len(causes_of),
             "wrong_images_with": {c: sum(c in found_causes for found_causes in causes_of.values())
                                   for c in ERROR_CAUSES},
             "wrong_images_with_only": {c: sum(found_causes == {c} for found_causes in causes_of.values())
