@@ -97,14 +97,16 @@ def concat_detections(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
 
 def last_epoch(metrics_csv: str | os.PathLike) -> dict[str, float]:
-    """The numeric columns of a training log's last row (the final losses and scores), for the UI."""
+    """The numeric columns of a training log's last row (the final losses and scores), for the UI; none when
+    no epoch finished (a run whose time budget ended inside its first epoch keeps its weights, and its
+    summary.json says why it stopped: the step goes on, as a short run on a slow machine must)."""
     path = Path(metrics_csv)
-    if not path.is_file():
-        raise UmnistError(f"{path}: no training log")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
     if not rows:
-        raise UmnistError(f"{path}: the training log has no rows")
+        return {}
     numbers = {}
     for key, value in rows[-1].items():
         try:
