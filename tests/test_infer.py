@@ -198,3 +198,49 @@ def test_predict_cli_writes_submission_metrics_and_report(models, tiny_data, tmp
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert {"infer", "detector", "postprocess"} <= set(saved)
     assert (saved["_infer"]["detector_img_size"], saved["_infer"]["classifier_img_size"]) == (128, 32)
+
+
+def test_predict_without_a_profile_runs_the_settings_the_detector_records(tiny_detector_data, models, tiny_data,
+                                                                          tmp_path, capsys):
+    """A detector trained with a profile records its detector, infer and postprocess sections in its final
+    weights; predict and infer without --profile run with them (a cpu-profile detector run at tiny's single
+    scale misses most small digits), an explicit profile still wins, and weights that record nothing fall back
+    to tiny with a note."""
+    from umnist import config, detector
+    from umnist.detector.checkpoint import PROFILE_KEY, read_yolo_checkpoint, recorded_profile
+
+    changed = config.resolve_all("tiny")
+    changed["detector"].update(scales=[1.0, 2.0], conf=0.05)
+    changed["infer"]["chunk_images"] = 2
+    changed["postprocess"]["min_prob"] = 0.3
+    trained = tmp_path / "detector"
+    detector.run(tiny_detector_data, trained, {"_profile": "changed", **changed}, epochs=1, obj_loss_stop=0)
+    for name in ("best.pt", "last.pt"):
+        recorded = recorded_profile(read_yolo_checkpoint(trained / "weights" / name))
+        assert set(recorded) == {"_profile", "detector", "infer", "postprocess"}
+        assert recorded["detector"]["scales"] == [1.0, 2.0] and recorded["detector"]["conf"] == 0.05
+        assert recorded["infer"]["chunk_images"] == 2 and recorded["postprocess"]["min_prob"] == 0.3
+    weights = trained / "weights" / "best.pt"
+    images = tiny_data / "detection" / "images" / "val"
+    command = ["predict", "--detector", str(weights), "--classifier", str(models[1]), "--images", str(images),
+               "--no-progress"]
+    assert main([*command, "--out", str(tmp_path / "recorded")]) == 0
+    saved = config.load_profile(tmp_path / "recorded" / "config.yaml")
+    assert saved["_profile"] == f"changed, as recorded in {weights}"
+    assert (saved["detector"]["scales"], saved["detector"]["conf"]) == ([1.0, 2.0], 0.05)
+    assert (saved["infer"]["chunk_images"], saved["postprocess"]["min_prob"]) == (2, 0.3)
+    assert main([*command, "--out", str(tmp_path / "told"), "--profile", "tiny"]) == 0
+    told = config.load_profile(tmp_path / "told" / "config.yaml")
+    assert (told["detector"]["scales"], told["postprocess"]["min_prob"]) == ([1.0], 0.45)
+    # postprocess alone on infer's folder takes the floor infer recorded there
+    infer.run(images, weights, models[1], tmp_path / "infer", progress=False)
+    assert main(["postprocess", "--detections", str(tmp_path / "infer"), "--out", str(tmp_path / "pp")]) == 0
+    assert config.load_profile(tmp_path / "pp" / "config.yaml")["postprocess"]["min_prob"] == 0.3
+    capsys.readouterr()
+    ckpt = torch.load(weights, weights_only=False)
+    del ckpt[PROFILE_KEY]
+    torch.save(ckpt, tmp_path / "foreign.pt")
+    infer.run(images, tmp_path / "foreign.pt", models[1], tmp_path / "foreign", progress=False)
+    assert "foreign.pt records no settings to run with; using profile tiny" in capsys.readouterr().err
+    assert config.load_profile(tmp_path / "foreign" / "config.yaml")["detector"]["scales"] == [1.0]
+

@@ -1,6 +1,7 @@
 """Every stage has one shape (README "Architecture"): `run(inputs..., out, profile="tiny", *, options,
-**overrides) -> dict`, its summary; and a CLI command whose flags are the same names: one per input, `--out`,
-`--profile` and one per field of its config section."""
+**overrides) -> dict`, its summary (the stages that run trained models default to None: the settings recorded
+with the models); and a CLI command whose flags are the same names: one per input, `--out`, `--profile` and one
+per field of its config section."""
 
 import dataclasses
 import inspect
@@ -29,6 +30,16 @@ STAGES = {
 }
 
 
+# The stages that run trained models: without a profile they take the settings recorded with them.
+RECORDED_PROFILE = {"infer", "postprocess", "predict"}
+
+
+def command_line(stage: str) -> list[str]:
+    """The stage's command with a placeholder for every required input and --out."""
+    command, _, inputs, _ = STAGES[stage]
+    return [command, *[arg for name in [*inputs, "out"] for arg in (f"--{name.replace('_', '-')}", "x")]]
+
+
 def test_every_flow_step_is_a_stage():
     assert {step.name for step in flow.STEPS} <= set(STAGES)
 
@@ -45,7 +56,9 @@ def test_run_takes_inputs_then_out_then_profile_and_keywords(stage):
     positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
     assert positional == inputs + ["out"] + (["profile"] if section else [])
     if section:
-        assert params[len(positional) - 1].default == "tiny"
+        recorded = stage in RECORDED_PROFILE
+        assert params[len(positional) - 1].default == (None if recorded else config.DEFAULT_PROFILE)
+        assert build_parser().parse_args(command_line(stage)).profile == params[len(positional) - 1].default
     rest = params[len(positional):]
     assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in rest), [p.name for p in rest]
     assert any(p.kind == p.VAR_KEYWORD for p in rest) == (section is not None)

@@ -33,6 +33,7 @@ from umnist.fileio import write_yaml
 # Where named profiles live: $UMNIST_CONFIG_DIR (the container images set it), else the repo's configs/.
 CONFIG_DIR_ENV = "UMNIST_CONFIG_DIR"
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_PROFILE = "tiny"  # what a command runs with when told nothing: seconds on a laptop, never a surprise bill
 
 # The sections a profile may hold: stage section -> "module:ConfigClass". Keys starting with "_" are notes.
 SECTIONS: dict[str, str] = {
@@ -215,10 +216,13 @@ def to_dict(cfg) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """Add `--profile` and one `--field-name VALUE` flag per config field (values parsed as YAML)."""
-    parser.add_argument("--profile", default="tiny",
-                        help="profile name in configs/ or a YAML path, e.g. a saved config.yaml (default: tiny)")
+def add_arguments(parser: argparse.ArgumentParser, cls, recorded: str | None = None) -> None:
+    """Add `--profile` and one `--field-name VALUE` flag per config field (values parsed as YAML). `recorded`:
+    where the settings come from when no profile is given (the flag then defaults to None), e.g. "the
+    detector's weights"; otherwise the default is `DEFAULT_PROFILE`."""
+    where = f"the settings recorded in {recorded}, else {DEFAULT_PROFILE}" if recorded else DEFAULT_PROFILE
+    parser.add_argument("--profile", default=None if recorded else DEFAULT_PROFILE,
+                        help=f"profile name in configs/ or a YAML path, e.g. a saved config.yaml (default: {where})")
     group = parser.add_argument_group(f"{cls.__name__} (override the profile)")
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):

@@ -4,7 +4,9 @@ three steps of umnist.flow, in one output folder.
     umnist predict --detector D --classifier C --images DIR --out OUT [--labels train.csv] [--boxes boxes.csv]
 
 The models run at the input sizes their checkpoints record, whatever the profile (which sets the thresholds,
-the post-processing and the run settings); `--img-size` overrides the detector's, with a warning.
+the detector's scales, the post-processing and the run settings); `--img-size` overrides the detector's, with a
+warning. Without `--profile`, the profile is the one the detector's weights record (umnist's trainer writes
+its detector, infer and postprocess sections into them), so a model runs as it was trained to run.
 
 Writes in OUT: detections.parquet, detections_filtered.parquet, submission.csv, config.yaml and, with labels,
 metrics.json and report.html.
@@ -19,12 +21,15 @@ from umnist.tables import SUBMISSION_FILE
 
 
 def run(images: str | os.PathLike, detector: str | os.PathLike, classifier: str | os.PathLike,
-        out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *,
+        out: str | os.PathLike, profile: str | os.PathLike | dict | None = None, *,
         labels: str | os.PathLike | None = None, boxes: str | os.PathLike | None = None, subset: bool = False,
         resume: bool = False, progress: bool = True, **infer_overrides) -> dict:
     """Run the three stages into `out` (inputs as infer takes them); return their summaries: {"infer": ...,
-    "postprocess": ..., "score": the metrics, or None without `labels`}."""
+    "postprocess": ..., "score": the metrics, or None without `labels`}. `profile` None: the settings the
+    detector's weights record (`infer.model_profile`)."""
     out = Path(out)
+    if profile is None:
+        profile = infer.model_profile(detector)
     summary = {"infer": infer.run(images, detector, classifier, out, profile, resume=resume, progress=progress,
                                   **infer_overrides),
                "postprocess": postprocess.run(out, out, profile), "score": None}
@@ -40,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--labels", help="CSV id,digit_sum to score against (the competition's train.csv)")
     p.add_argument("--boxes", help="optional ground-truth boxes CSV id,digit,x1,y1,x2,y2 (needs --labels)")
     p.add_argument("--subset", action="store_true", help="the labels may hold more ids than were predicted")
-    config.add_arguments(p, infer.InferConfig)
+    config.add_arguments(p, infer.InferConfig, recorded="the detector's weights")
     p.set_defaults(func=run_cli)
 
 

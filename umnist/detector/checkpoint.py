@@ -16,6 +16,13 @@ from umnist import yolo_compat
 from umnist.errors import UmnistError
 from umnist.labels import NUM_CLASSES
 
+# The settings a checkpoint's weights are meant to run with. umnist's trainer writes its profile's sections
+# that inference reads (the detector's thresholds and scales, infer's run settings, postprocess's floor) into
+# the final weights, so `umnist predict` runs a model as it was trained to run without being told the profile:
+# a cpu-profile detector run with tiny's single scale misses most digits under 16 px, silently.
+PROFILE_KEY = "umnist_profile"
+RECORDED_SECTIONS = ("detector", "infer", "postprocess")
+
 
 def read_yolo_checkpoint(path: str | os.PathLike, num_classes: int | None = NUM_CLASSES) -> dict:
     """Load and check a YOLOv5 checkpoint file; `num_classes=None` accepts any class count (fine-tuning)."""
@@ -78,3 +85,10 @@ def checkpoint_model(ckpt: dict):
         return model.fuse().eval()
     finally:
         yolov5_logger.setLevel(level)
+
+
+def recorded_profile(ckpt: dict) -> dict | None:
+    """The profile sections a checkpoint records (`PROFILE_KEY`), a profile mapping; None for a checkpoint
+    umnist did not finish (yolov5's own, a run's last.pt while it trains)."""
+    profile = ckpt.get(PROFILE_KEY)
+    return dict(profile) if isinstance(profile, dict) else None

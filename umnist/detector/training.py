@@ -22,7 +22,7 @@ from pathlib import Path
 from time import monotonic
 
 from umnist import config, hardware, yolo_compat
-from umnist.detector.checkpoint import read_yolo_checkpoint
+from umnist.detector.checkpoint import PROFILE_KEY, RECORDED_SECTIONS, read_yolo_checkpoint, recorded_profile
 from umnist.detector.config import DetectorConfig
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path, write_json, write_text, write_yaml
@@ -145,11 +145,12 @@ def _read_metrics(path: Path) -> list[dict]:
         return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _save_final(path: Path, ckpt: dict) -> None:
-    """Save `ckpt` as a finished checkpoint (EMA weights in fp16, no optimizer), atomically."""
+def _save_final(path: Path, ckpt: dict, record: dict) -> None:
+    """Save `ckpt` as a finished checkpoint (EMA weights in fp16, no optimizer, the settings it is meant to run
+    with: `record`), atomically."""
     import torch
 
-    ckpt = {**ckpt, "model": (ckpt.get("ema") or ckpt["model"]).half(), "epoch": -1}
+    ckpt = {**ckpt, "model": (ckpt.get("ema") or ckpt["model"]).half(), "epoch": -1, PROFILE_KEY: record}
     ckpt.update(optimizer=None, best_fitness=None, ema=None, updates=None)
     for p in ckpt["model"].parameters():
         p.requires_grad = False
@@ -161,30 +162,38 @@ def _finish(out: Path, reason: str, monitor: _Monitor, opt) -> None:
     """Make best.pt (and last.pt unless the run can still be resumed) final; save something if nothing was."""
     weights = out / "weights"
     last, best = weights / "last.pt", weights / "best.pt"
+    record = _inference_settings(out)
     if not last.is_file() and monitor.model is not None:  # the budget ran out inside the first epoch
         partial = {"model": deepcopy(monitor.model), "opt": vars(opt), "date": datetime.now().isoformat()}
-        _save_final(last, partial)
+        _save_final(last, partial, record)
     if not last.is_file():
         raise UmnistError(f"time budget max_minutes={monitor.cfg.max_minutes} ended before the first batch")
     if not best.is_file():
         with atomic_path(best) as tmp:
             shutil.copyfile(last, tmp)
     if reason == "time_budget":  # a budget-stopped run stays resumable: its last.pt keeps the optimizer
-        _make_final(best)
+        _make_final(record, best)
     else:
-        _make_final(last, best)
+        _make_final(record, last, best)
 
 
-def _make_final(*paths: Path) -> None:
-    """Strip the optimizer from each checkpoint that still holds one (each save atomic). A finished run's
-    last.pt goes first: a final last.pt without summary.json tells `--resume` to finish the run's files."""
+def _make_final(record: dict, *paths: Path) -> None:
+    """Strip the optimizer from each checkpoint that still holds one and record the settings it is meant to
+    run with (each save atomic). A finished run's last.pt goes first: a final last.pt without summary.json
+    tells `--resume` to finish the run's files."""
     import torch
 
     with yolo_compat.trusted_checkpoints(*paths):
         for path in paths:
             ckpt = torch.load(path, map_location="cpu")
-            if ckpt["optimizer"] is not None:
-                _save_final(path, ckpt)
+            if ckpt["optimizer"] is not None or recorded_profile(ckpt) != record:
+                _save_final(path, ckpt, record)
+
+
+def _inference_settings(out: Path) -> dict:
+    """The sections of the run's config.yaml that inference reads, as a profile: what the weights record."""
+    saved = config.load_profile(out / "config.yaml")
+    return {"_profile": saved.get("_profile"), **{s: saved[s] for s in RECORDED_SECTIONS if s in saved}}
 
 
 def run(data: str | os.PathLike, out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *,
@@ -219,6 +228,8 @@ def run(data: str | os.PathLike, out: str | os.PathLike, profile: str | os.PathL
     batch = cfg.batch_for(hardware.gpu_memory_bytes(device))
     out.mkdir(parents=True, exist_ok=True)
     config.save(cfg, "detector", out, profile)
+    for section in ("infer", "postprocess"):  # how the weights are meant to run: recorded in them at the end
+        config.save(config.resolve(config.section_class(section), section, profile), section, out, profile)
     data_yaml = _prepare_data(detection, out / "yolo")
     model_yaml = str(Path(train_module.__file__).parent / "models" / f"{cfg.model}.yaml")
     # Absolute weight paths: yolov5 would first look a relative "a/b.pt" up on the Hugging Face hub.
@@ -291,7 +302,7 @@ def _finish_killed_run(out: Path, started: float) -> dict:
     if not best.is_file():
         with atomic_path(best) as tmp:
             shutil.copyfile(last, tmp)
-    _make_final(last, best)
+    _make_final(_inference_settings(out), last, best)
     reason = "epochs_done" if len(rows) >= cfg.epochs else "obj_loss_reached"
     return _write_summary(out, reason, rows, cfg, started, {"images_per_s": None, "batch": None, "device": None,
                                                             "amp": None, "gpu_memory_peak_gb": None})

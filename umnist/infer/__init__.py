@@ -13,6 +13,6 @@ stays flat and a killed run resumes where it stopped), then into one table. A ru
 """
 
 from umnist.infer.config import InferConfig
-from umnist.infer.detections import Models, list_images, read_gray, run
+from umnist.infer.detections import Models, list_images, model_profile, read_gray, run
 
-__all__ = ["InferConfig", "Models", "list_images", "read_gray", "run"]
+__all__ = ["InferConfig", "Models", "list_images", "model_profile", "read_gray", "run"]

@@ -20,7 +20,7 @@ def add_inputs(p) -> None:
 def register(sub) -> None:
     p = sub.add_parser("infer", help="detect and re-classify the digits of every image: detections.parquet")
     add_inputs(p)
-    config.add_arguments(p, InferConfig)
+    config.add_arguments(p, InferConfig, recorded="the detector's weights")
     p.set_defaults(func=run_cli)
 
 

@@ -135,13 +135,30 @@ class Models:
         return list(zip(detections, np.split(probs, split), strict=True))
 
 
+def model_profile(detector_weights: str | os.PathLike) -> str | dict:
+    """The profile to run a detector with when none is given: the settings its weights record (umnist's
+    trainer writes its profile's detector, infer and postprocess sections into the final weights), else
+    `config.DEFAULT_PROFILE`, with a note (a yolov5 checkpoint trained elsewhere records none)."""
+    from umnist.detector.checkpoint import read_yolo_checkpoint, recorded_profile
+
+    recorded = recorded_profile(read_yolo_checkpoint(detector_weights))
+    if recorded is None:
+        print(f"umnist: {detector_weights} records no settings to run with; using profile {config.DEFAULT_PROFILE} "
+              "(give --profile to choose)", file=sys.stderr)
+        return config.DEFAULT_PROFILE
+    return {**recorded, "_profile": f"{recorded.get('_profile')}, as recorded in {detector_weights}"}
+
+
 def run(images: str | os.PathLike, detector: str | os.PathLike, classifier: str | os.PathLike,
-        out: str | os.PathLike, profile: str | os.PathLike | dict = "tiny", *, resume: bool = False,
+        out: str | os.PathLike, profile: str | os.PathLike | dict | None = None, *, resume: bool = False,
         progress: bool = True, **overrides) -> dict:
     """Detect and classify every image of `images` (a directory or object-store prefix) with the `detector` and
     `classifier` weights into `out/detections.parquet`; with `resume`, images already in finished chunk files
-    are not redone. Returns its summary: `images` and `detections` (counts of the table), `skipped_images` (id ->
-    why it could not be read) and `speed` (this call's `infer_stats.json`; None when nothing was left to infer)."""
+    are not redone. `profile` None: the settings the detector's weights record (`model_profile`). Returns its
+    summary: `images` and `detections` (counts of the table), `skipped_images` (id -> why it could not be read)
+    and `speed` (this call's `infer_stats.json`; None when nothing was left to infer)."""
+    if profile is None:
+        profile = model_profile(detector)
     cfg = config.resolve(InferConfig, "infer", profile, **overrides)
     detector_weights, classifier_weights, out = detector, classifier, Path(out)
     with tempfile.TemporaryDirectory(prefix="umnist-infer-") as work:
@@ -196,6 +213,9 @@ def run(images: str | os.PathLike, detector: str | os.PathLike, classifier: str 
                     classifier_img_size=models.classifier.img_size)
         detector_cfg = config.resolve(DetectorConfig, "detector", profile, img_size=models.detector.img_size)
         config.save(detector_cfg, "detector", out, profile)
+        # The floor meant for these models, which `umnist postprocess` on this folder uses unless told otherwise.
+        config.save(config.resolve(config.section_class("postprocess"), "postprocess", profile), "postprocess", out,
+                    profile)
         with atomic_path(result) as tmp:
             with pq.ParquetWriter(tmp, DETECTIONS_SCHEMA) as writer:
                 for k in range(len(chunks)):

@@ -13,7 +13,7 @@ def register(sub) -> None:
     p.add_argument("--detections", required=True,
                    help="the output folder of `umnist infer`, or its detections.parquet")
     p.add_argument("--out", required=True, help="output directory")
-    config.add_arguments(p, PostprocessConfig)
+    config.add_arguments(p, PostprocessConfig, recorded="the config.yaml infer wrote beside the detections")
     p.set_defaults(func=run_cli)
 
 

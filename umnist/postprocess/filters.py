@@ -99,19 +99,22 @@ def filter_detections(table: pd.DataFrame, cfg: PostprocessConfig) -> pd.DataFra
 
 
 def run(detections: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
-        profile: str | os.PathLike | dict = "tiny", **overrides) -> dict:
+        profile: str | os.PathLike | dict | None = None, **overrides) -> dict:
     """Filter `detections` (infer's output folder, its `detections.parquet`, or the table itself) and write, in
     `out`: `submission.csv` (id,digit_sum, one row per image, sorted by id), `detections_filtered.parquet` and
-    `config.yaml`. Returns its summary: `images`, `digits_kept`, `dropped_nested`, `dropped_low_prob` and
-    `skipped_images` (id -> why infer could not read it; its sum is 0).
+    `config.yaml`. `profile` None: the settings infer recorded beside the detections (`recorded_profile`).
+    Returns its summary: `images`, `digits_kept`, `dropped_nested`, `dropped_low_prob` and `skipped_images`
+    (id -> why infer could not read it; its sum is 0).
     """
-    cfg = config.resolve(PostprocessConfig, "postprocess", profile, **overrides)
     if isinstance(detections, pd.DataFrame):
         check_detections(detections, "detections table")
         table = detections.astype({"image_id": str})
     else:
         path = Path(detections)
         table = read_detections(path / DETECTIONS_FILE if path.is_dir() else path)
+    if profile is None:
+        profile = recorded_profile(detections)
+    cfg = config.resolve(PostprocessConfig, "postprocess", profile, **overrides)
     filtered = filter_detections(table.reset_index(drop=True), cfg)
     sums = digit_sums(filtered, mask=filtered["kept"])
     out = Path(out)
@@ -125,3 +128,14 @@ def run(detections: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
     return {"images": int(filtered["image_id"].nunique()), "digits_kept": int(filtered["kept"].sum()),
             **{f"dropped_{reason}": int(reasons.get(reason, 0)) for reason in (NESTED, LOW_PROB)},
             "skipped_images": skipped_images(filtered)}
+
+
+def recorded_profile(detections: str | os.PathLike | pd.DataFrame) -> str | Path:
+    """The profile when none is given: the config.yaml infer wrote beside the detections (it records the floor
+    meant for the models it ran, `umnist.infer.model_profile`), else `config.DEFAULT_PROFILE`."""
+    if not isinstance(detections, pd.DataFrame):
+        path = Path(detections)
+        saved = (path if path.is_dir() else path.parent) / "config.yaml"
+        if saved.is_file() and "postprocess" in config.load_profile(saved):
+            return saved
+    return config.DEFAULT_PROFILE
