@@ -186,25 +186,6 @@ def test_cpu_device_requests_no_gpu_and_fits_a_kind_node(tmp_path):
         assert float(resources["resourceCpuRequest"]) <= 2 and resources["memoryRequest"] <= 3, name
 
 
-@pytest.mark.parametrize(("cores", "trainer_cpus", "other_cpus"), [(1, "1", "1"), (2, "1", "1"), (4, "2", "1")])
-def test_a_local_run_shares_its_cores_between_the_trainers(tmp_path, cores, trainer_cpus, other_cpus):
-    """The trainers run side by side; each one's request is its thread count (OMP_NUM_THREADS), so on a small
-    machine they split its cores instead of oversubscribing them."""
-    from kfp import compiler
-
-    from umnist.local_run import local_resources
-
-    path = tmp_path / "local.yaml"
-    compiler.Compiler().compile(graph.build(device="cpu", s3_endpoint=None, resources=local_resources(cores)),
-                                package_path=str(path))
-    spec = next(yaml.safe_load_all(path.read_text()))
-    for name in COMPONENTS:
-        cpus = trainer_cpus if name in graph.TRAINERS else other_cpus
-        assert executor(spec, name)["resources"]["resourceCpuRequest"] == cpus, name
-        assert env(spec, name)["OMP_NUM_THREADS"] == env(spec, name)["UMNIST_CPUS"] == cpus, name
-    assert local_resources(64) == graph.RESOURCES["cpu"]
-
-
 def test_data_loading_steps_get_a_memory_backed_shm_and_their_cpu_count(compiled):
     """Pods get 64 MiB of /dev/shm: multi-worker PyTorch loaders die with a bus error; and a pod sees all of
     its node's cores, so the loaders size by the request (UMNIST_CPUS), not by the node."""

@@ -23,7 +23,6 @@ from umnist import shards, storage
 from umnist import synth as synth_stage
 from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
-from umnist.hardware import cpu_cores
 from umnist.heldout import heldout_files, heldout_overrides
 from umnist.score import ladder_text
 
@@ -42,20 +41,6 @@ def stage_inputs(inputs: dict[str, Path], mnist: Path, store: str) -> dict[str, 
     for name in ("labels", "boxes"):
         uris[name] = storage.upload(inputs[name], f"{root}/{name}.csv")
     return uris
-
-
-def local_resources(cores: int) -> dict:
-    """The `cpu` requests (umnist.pipeline.graph.RESOURCES) sized to a machine of `cores` cores: no step asks
-    for more than the machine has, and the two trainers, which run at the same time, share it. Their request
-    is their thread count (OMP_NUM_THREADS): on 2 cores, two 2-thread trainers oversubscribe it and the
-    detector runs 4x slower than with one thread each (README Benchmarks)."""
-    from umnist.pipeline.graph import RESOURCES, TRAINERS
-
-    sized = {}
-    for name, (cpu, memory, shm) in RESOURCES["cpu"].items():
-        share = cores // len(TRAINERS) if name in TRAINERS else cores
-        sized[name] = (str(max(1, min(int(cpu), share))), memory, shm)
-    return sized
 
 
 def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None, store: str | None = None,
@@ -84,8 +69,7 @@ def run(out: str | Path, profile: str = "tiny", mnist: str | Path | None = None,
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
         try:
             # device="cpu": no GPU is required here (torch still takes one when the machine has it)
-            graph.build(profile, parts, device="cpu", retries=False, s3_endpoint=None,
-                        resources=local_resources(cpu_cores()))(
+            graph.build(profile, parts, device="cpu", retries=False, s3_endpoint=None)(
                 images=uris["images"], labels=uris["labels"], boxes=uris["boxes"], mnist=uris["mnist"])
         except RuntimeError as exc:  # kfp.local's way of saying a task failed; the task's log is above
             message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())  # without kfp's colours

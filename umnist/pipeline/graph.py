@@ -53,7 +53,6 @@ RESOURCES = {
             "infer": ("1", "2G", None), "postprocess": ("1", "1G", None), "score": ("1", "1G", None)},
 }
 GPU_STEPS = ("train-detector", "train-classifier", "infer")  # the steps the recipe runs on a GPU
-TRAINERS = ("train-detector", "train-classifier")  # they run side by side: both need only synth's outputs
 # The steps that read run parameters (URIs) or mirror checkpoints with umnist.storage; postprocess reads only
 # KFP artifacts.
 STORE_STEPS = ("synth", "train-detector", "train-classifier", "infer", "score")
@@ -61,7 +60,7 @@ STORE_STEPS = ("synth", "train-detector", "train-classifier", "infer", "score")
 
 def build(profile: str = "tiny", parts: int = 4, device: str = "gpu", cache: bool = True, cache_training: bool = False,
           retries: bool = True, s3_endpoint: str | None = STORES[KFP_VERSION], gpu_toleration: str = "",
-          gpu_node_selector: dict[str, str] | None = None, resources: dict | None = None):
+          gpu_node_selector: dict[str, str] | None = None):
     """The pipeline function. `profile`: the profile (name or YAML path) whose resolved text is the default of
     the run parameter `config`; `parts`: parallel infer steps; `device`: "gpu" requests one GPU for each of
     GPU_STEPS (and fails a step that gets none), "cpu" requests none and little (a kind trial);
@@ -69,17 +68,15 @@ def build(profile: str = "tiny", parts: int = 4, device: str = "gpu", cache: boo
     identical inputs (off: a rerun retrains); `retries`: retry the steps (local runs turn them off: a failure
     there is a bug, not the network); `s3_endpoint`: None in local runs, which use the caller's environment
     and have no Kubernetes Secret; `gpu_toleration` / `gpu_node_selector`: a taint key the GPU steps tolerate
-    and node labels they require (tainted GPU pools); `resources`: requests per step in RESOURCES' form, by
-    default RESOURCES[device] (a local run sizes them to its machine: umnist.local_run.local_resources)."""
+    and node labels they require (tainted GPU pools)."""
     if device not in RESOURCES:
         raise ValueError(f"device {device!r}: expected one of {', '.join(RESOURCES)}")
-    resources = resources or RESOURCES[device]
     retry = RETRY if retries else {"num_retries": 0}
     resolved = profile_text(profile, one_line=True)  # checked here, at compile time
 
     def place(task, name: str, cached: bool):
         """Requests, GPU, /dev/shm, store access, caching and retries of step `name`."""
-        cpu, memory, shm = resources[name]
+        cpu, memory, shm = RESOURCES[device][name]
         task.set_cpu_request(cpu).set_memory_request(memory).set_caching_options(cache and cached)
         task.set_retry(**retry)
         # The loaders size their worker pools (umnist.hardware.cpu_cores) and torch its threads by the
