@@ -26,9 +26,15 @@ def test_reads_uncompressed_files(mnist_dir, tmp_path):
     assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
 
 
-def test_missing_split_names_the_file(mnist_dir):
-    with pytest.raises(UmnistError, match="train-images-idx3-ubyte.*missing"):
-        load_mnist(mnist_dir, ("train", "test"))
+def test_missing_split_names_the_file_and_the_split_that_is_there(mnist_dir, tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte.gz").symlink_to(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    with pytest.raises(UmnistError, match=r"train-images-idx3-ubyte\[\.gz\]: MNIST file missing \(use `umnist mnist "
+                                          r"--download` to fetch it, or draw only from the split here: "
+                                          r"--mnist-splits test\)$"):
+        load_mnist(tmp_path, ("train", "test"))
+    with pytest.raises(UmnistError, match=r"t10k-labels-idx1-ubyte\[\.gz\]: MNIST file missing \(use `umnist mnist "
+                                          r"--download` to fetch it\)$"):
+        load_mnist(tmp_path, ("test",))
 
 
 def test_no_directory_given(monkeypatch):

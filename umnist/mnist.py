@@ -42,11 +42,21 @@ def mnist_dir(directory: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def _find(directory: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (directory / name).is_file():
-            return directory / name
-    raise UmnistError(f"{directory / stem}[.gz]: MNIST file missing (use `umnist mnist --download` to fetch it)")
+def _present(directory: Path, stem: str) -> Path | None:
+    return next((directory / n for n in (stem, stem + ".gz") if (directory / n).is_file()), None)
+
+
+def _find(directory: Path, split: str, kind: str) -> Path:
+    """The idx file of `split` and `kind` ("images-idx3-ubyte"); missing: an error that names what the user
+    can do, including drawing from the other split when its files are here (e.g. MNIST-test only)."""
+    stem = f"{SPLIT_PREFIX[split]}-{kind}"
+    found = _present(directory, stem)
+    if found is None:
+        others = [s for s in SPLIT_PREFIX if s != split and _present(directory, f"{SPLIT_PREFIX[s]}-{kind}")]
+        instead = "".join(f", or draw only from the split here: --mnist-splits {s}" for s in others)
+        raise UmnistError(f"{directory / stem}[.gz]: MNIST file missing (use `umnist mnist --download` to fetch "
+                          f"it{instead})")
+    return found
 
 
 def read_idx(path: str | os.PathLike, magic: int, shape_tail: tuple[int, ...]) -> np.ndarray:
@@ -82,9 +92,8 @@ def load_mnist(directory: str | os.PathLike | None = None,
     for split in splits:
         if split not in SPLIT_PREFIX:
             raise UmnistError(f"unknown MNIST split '{split}' (known: train, test)")
-        prefix = SPLIT_PREFIX[split]
-        x = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"), IMAGES_MAGIC, (28, 28))
-        y = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"), LABELS_MAGIC, ())
+        x = read_idx(_find(root, split, "images-idx3-ubyte"), IMAGES_MAGIC, (28, 28))
+        y = read_idx(_find(root, split, "labels-idx1-ubyte"), LABELS_MAGIC, ())
         if len(x) != len(y):
             raise UmnistError(f"{root}: {split} split has {len(x)} images but {len(y)} labels")
         if y.size and y.max() > 9:
