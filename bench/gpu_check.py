@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         phases(check, args)
     except UmnistError as exc:
         check.report["error"] = str(exc)
+        print(f"gpu_check: error: {exc}", file=sys.stderr)
     finally:
         check.gpu.stop()
         check.report.update(finished=True, total_s=round(check.elapsed(), 1))

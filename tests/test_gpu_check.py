@@ -80,6 +80,14 @@ def test_a_failed_phase_still_leaves_the_figures(tmp_path):
     assert "mnist_splits" in report["phases"]["synth"]["processes"]["synth"]["log_tail"]
 
 
+def test_an_error_before_the_phases_is_said_on_stderr_too(tmp_path, monkeypatch):
+    monkeypatch.delenv("UMNIST_MNIST_DIR", raising=False)
+    done = _run(tmp_path, "60", "--profile", "tiny", timeout=60)
+    assert done.returncode == 1
+    assert "gpu_check: error: no MNIST directory: pass --mnist DIR" in done.stderr
+    assert json.loads((tmp_path / "gpu_check.json").read_text())["error"].startswith("no MNIST directory")
+
+
 def test_a_stage_past_its_deadline_is_stopped(mnist_dir, tmp_path):
     args = argparse.Namespace(budget=60.0, profile="tiny", out=str(tmp_path))
     check = gpu_check.Check(args)
