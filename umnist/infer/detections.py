@@ -138,9 +138,13 @@ class Models:
 def model_profile(detector_weights: str | os.PathLike) -> str | dict:
     """The profile to run a detector with when none is given: the settings its weights record (umnist's
     trainer writes its profile's detector, infer and postprocess sections into the final weights), else
-    `config.DEFAULT_PROFILE`, with a note (a yolov5 checkpoint trained elsewhere records none)."""
+    `config.DEFAULT_PROFILE`, with a note (a yolov5 checkpoint trained elsewhere records none). A missing file
+    gets the default quietly: loading the models reports it, after the images and the config are checked, so
+    that a run with several wrong inputs names them in the order a user gives them."""
     from umnist.detector.checkpoint import read_yolo_checkpoint, recorded_profile
 
+    if not Path(detector_weights).is_file():
+        return config.DEFAULT_PROFILE
     recorded = recorded_profile(read_yolo_checkpoint(detector_weights))
     if recorded is None:
         print(f"umnist: {detector_weights} records no settings to run with; using profile {config.DEFAULT_PROFILE} "

@@ -106,15 +106,15 @@ def run(detections: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
     Returns its summary: `images`, `digits_kept`, `dropped_nested`, `dropped_low_prob` and `skipped_images`
     (id -> why infer could not read it; its sum is 0).
     """
+    if profile is None:
+        profile = recorded_profile(detections)
+    cfg = config.resolve(PostprocessConfig, "postprocess", profile, **overrides)
     if isinstance(detections, pd.DataFrame):
         check_detections(detections, "detections table")
         table = detections.astype({"image_id": str})
     else:
         path = Path(detections)
         table = read_detections(path / DETECTIONS_FILE if path.is_dir() else path)
-    if profile is None:
-        profile = recorded_profile(detections)
-    cfg = config.resolve(PostprocessConfig, "postprocess", profile, **overrides)
     filtered = filter_detections(table.reset_index(drop=True), cfg)
     sums = digit_sums(filtered, mask=filtered["kept"])
     out = Path(out)
