@@ -164,7 +164,10 @@ def test_cli(tmp_path, capsys):
     assert "8 images" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "o" / "submission.csv").set_index("id")["digit_sum"]["e_floor"] == 7
     assert main(["postprocess", "--detections", str(tmp_path / "nope.parquet"), "--out", str(tmp_path)]) == 2
-    assert "nope.parquet: detections file not found" in capsys.readouterr().err
+    assert "nope.parquet: no such file or folder (give `umnist infer`'s output folder" in capsys.readouterr().err
+    (tmp_path / "infer_out").mkdir()
+    assert main(["postprocess", "--detections", str(tmp_path / "infer_out"), "--out", str(tmp_path)]) == 2
+    assert "infer_out/detections.parquet: detections file not found" in capsys.readouterr().err
     (tmp_path / "bad.parquet").write_text("not parquet")
     assert main(["postprocess", "--detections", str(tmp_path / "bad.parquet"), "--out", str(tmp_path)]) == 2
     assert "not a readable Parquet file" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from umnist import config
+from umnist.errors import UmnistError
 from umnist.fileio import atomic_path
 from umnist.labels import MAX_DIGIT_SUM
 from umnist.postprocess.config import PostprocessConfig
@@ -114,6 +115,9 @@ def run(detections: str | os.PathLike | pd.DataFrame, out: str | os.PathLike,
         table = detections.astype({"image_id": str})
     else:
         path = Path(detections)
+        if not path.exists():
+            raise UmnistError(f"{path}: no such file or folder (give `umnist infer`'s output folder or its "
+                              f"{DETECTIONS_FILE})")
         table = read_detections(path / DETECTIONS_FILE if path.is_dir() else path)
     filtered = filter_detections(table.reset_index(drop=True), cfg)
     sums = digit_sums(filtered, mask=filtered["kept"])
